@@ -1,0 +1,202 @@
+"""The one sample model: what a BMS reading is, with units and the current's sign in the types.
+
+Sign convention (the same as the add-on batmon replaces): **current and power are positive while
+the battery discharges** and negative while it charges. Protocol decoders convert the wire sign to
+this convention; the published sign is chosen once, at the output boundary (``invert_current``).
+
+Decoders return a :class:`Reading` (the fields one frame carries); drivers merge readings and build a
+frozen :class:`Sample` with :meth:`Sample.build`, which is also the one place where derived values
+(power from V x I, SoC from charge/capacity, ...) are computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+#: Names of the switches a device may offer.
+SWITCH_NAMES = ("charge", "discharge", "balance")
+
+ExtraValue = float | int | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What a device says about itself. Every field is optional."""
+
+    manufacturer: str | None = None
+    model: str | None = None
+    hw_version: str | None = None
+    sw_version: str | None = None
+    serial: str | None = None
+    name: str | None = None
+
+    def merged(self, other: DeviceInfo | None) -> DeviceInfo:
+        """Fields of ``other`` override ours where they are set."""
+        if other is None:
+            return self
+        changes = {f.name: v for f in dataclasses.fields(other) if (v := getattr(other, f.name)) is not None}
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, str]:
+        return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+class Reading(TypedDict, total=False):
+    """The fields one decoded frame carries (a partial sample). Units and sign as in :class:`Sample`."""
+
+    voltage: float
+    current: float
+    power: float
+    soc: float
+    charge: float
+    capacity: float
+    cycles: int
+    temperatures: tuple[float, ...]
+    mos_temperature: float
+    balance_current: float
+    cell_voltages: tuple[float, ...]
+    switches: dict[str, bool]
+    soh: float
+    alarms: tuple[str, ...]
+    uptime: float
+    runtime: float
+    extra: dict[str, ExtraValue]
+    device_info: DeviceInfo
+
+
+def merge_readings(*readings: Reading) -> Reading:
+    """Later readings override earlier ones field by field; ``switches`` and ``extra`` are merged."""
+    out: Reading = {}
+    for r in readings:
+        for key, value in r.items():
+            if key in ("switches", "extra") and key in out:
+                merged = dict(out[key])  # type: ignore[literal-required]
+                merged.update(value)  # type: ignore[call-overload]
+                out[key] = merged  # type: ignore[literal-required]
+            elif key == "device_info" and "device_info" in out:
+                out["device_info"] = out["device_info"].merged(value)  # type: ignore[arg-type]
+            else:
+                out[key] = value  # type: ignore[literal-required]
+    return out
+
+
+def _finite(x: float | None) -> float | None:
+    """``x`` if it is a finite number (``-0.0`` normalised to ``0.0``), else None."""
+    return x + 0.0 if x is not None and math.isfinite(x) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading of a battery. ``None`` means the device does not report the value."""
+
+    timestamp: float  # [s] wall clock (time.time()) when the reading completed
+    mono: float  # [s] monotonic clock (time.monotonic()) at the same moment; used for integration
+    voltage: float | None = None  # [V] pack voltage
+    current: float | None = None  # [A] positive = discharging, negative = charging
+    power: float | None = None  # [W] positive = discharging, negative = charging
+    soc: float | None = None  # [%] state of charge 0..100
+    charge: float | None = None  # [Ah] remaining charge
+    capacity: float | None = None  # [Ah] full capacity
+    cycles: int | None = None  # full cycles counted by the BMS
+    temperatures: tuple[float, ...] | None = None  # [°C] cell/pack probes, in device order
+    mos_temperature: float | None = None  # [°C] MOSFET / power stage
+    balance_current: float | None = None  # [A]
+    cell_voltages: tuple[float, ...] | None = None  # [V] in cell order
+    switches: Mapping[str, bool] | None = None  # name -> on; names from SWITCH_NAMES
+    soh: float | None = None  # [%] state of health
+    alarms: tuple[str, ...] | None = None  # decoded alarm names; () = no alarm, None = not reported
+    uptime: float | None = None  # [s] device uptime
+    runtime: float | None = None  # [s] time until empty (reported by the device or estimated)
+    extra: Mapping[str, ExtraValue] = field(default_factory=dict)  # device-specific diagnostics
+
+    @classmethod
+    def build(cls, reading: Reading, *, timestamp: float, mono: float) -> Sample:
+        """Build a sample from a (merged) reading, deriving what the device did not send.
+
+        Derivations, in order: voltage = sum of cells; power = voltage x current; charge = soc x
+        capacity; soc = charge / capacity. Non-finite numbers become ``None``.
+        """
+        r: dict[str, Any] = {k: v for k, v in reading.items() if k != "device_info"}
+        for key in ("voltage", "current", "power", "soc", "charge", "capacity", "mos_temperature",
+                    "balance_current", "soh", "uptime", "runtime"):
+            if key in r:
+                r[key] = _finite(float(r[key]))
+        for key in ("temperatures", "cell_voltages"):
+            if key in r and r[key] is not None:
+                r[key] = tuple(float(v) for v in r[key] if math.isfinite(v))
+        cells = r.get("cell_voltages")
+        if r.get("voltage") is None and cells:
+            r["voltage"] = round(sum(cells), 3)
+        if r.get("power") is None and r.get("voltage") is not None and r.get("current") is not None:
+            r["power"] = r["voltage"] * r["current"]
+        cap = r.get("capacity")
+        if r.get("charge") is None and r.get("soc") is not None and cap:
+            r["charge"] = r["soc"] * cap / 100.0
+        if r.get("soc") is None and r.get("charge") is not None and cap:
+            r["soc"] = max(0.0, min(100.0, r["charge"] / cap * 100.0))
+        if "switches" in r:
+            r["switches"] = dict(r["switches"])
+        if "extra" in r:
+            r["extra"] = dict(r["extra"])
+        return cls(timestamp=timestamp, mono=mono, **r)
+
+    def scaled_current(self, factor: float) -> Sample:
+        """Current and power multiplied by ``factor`` (``current_calibration``; -1 flips the sign)."""
+        if factor == 1.0:
+            return self
+        return dataclasses.replace(
+            self,
+            current=None if self.current is None else self.current * factor,
+            power=None if self.power is None else self.power * factor,
+        )
+
+    # --- cell statistics (derived, one place) ---
+    @property
+    def cell_min(self) -> float | None:
+        return min(self.cell_voltages) if self.cell_voltages else None
+
+    @property
+    def cell_max(self) -> float | None:
+        return max(self.cell_voltages) if self.cell_voltages else None
+
+    @property
+    def cell_delta(self) -> float | None:
+        c = self.cell_voltages
+        return round(max(c) - min(c), 4) if c else None
+
+    @property
+    def cell_average(self) -> float | None:
+        c = self.cell_voltages
+        return round(sum(c) / len(c), 4) if c else None
+
+    @property
+    def cell_median(self) -> float | None:
+        c = self.cell_voltages
+        return statistics.median(c) if c else None
+
+    @property
+    def cell_min_index(self) -> int | None:
+        """1-based index of the lowest cell."""
+        c = self.cell_voltages
+        return c.index(min(c)) + 1 if c else None
+
+    @property
+    def cell_max_index(self) -> int | None:
+        """1-based index of the highest cell."""
+        c = self.cell_voltages
+        return c.index(max(c)) + 1 if c else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly dict of the sample fields (sign as in the model)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("temperatures", "cell_voltages", "alarms"):
+            if d[key] is not None:
+                d[key] = list(d[key])
+        d["switches"] = dict(self.switches) if self.switches is not None else None
+        d["extra"] = dict(self.extra)
+        return d
