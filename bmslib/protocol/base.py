@@ -8,8 +8,11 @@ truncated frames are dropped and counted. ``decode`` raises only :class:`~bmslib
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bmslib.errors import FrameError
@@ -56,3 +59,33 @@ class Codec(Protocol):
     def assembler(self) -> FrameAssembler: ...
 
     def decode(self, frame: bytes) -> Reading: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdvertisementMatcher:
+    """One way a device type shows itself in BLE advertisements (all given conditions must hold).
+
+    ``local_name`` is a shell glob (fnmatch, case-sensitive); ``service_uuid`` a full 128-bit UUID
+    in lower case; ``manufacturer_id`` a company id whose data starts with ``manufacturer_data_start``;
+    ``oui`` the first three MAC bytes ``"AA:BB:CC"``. ``note`` is shown by ``scan`` (e.g. "newer
+    Supervolt packs speak the JBD protocol").
+    """
+
+    local_name: str | None = None
+    service_uuid: str | None = None
+    manufacturer_id: int | None = None
+    manufacturer_data_start: bytes = b""
+    oui: str | None = None
+    note: str | None = None
+
+    def matches(self, *, address: str, name: str | None, service_uuids: Sequence[str],
+                manufacturer_data: Mapping[int, bytes]) -> bool:
+        if self.local_name is not None and not (name and fnmatch.fnmatchcase(name, self.local_name)):
+            return False
+        if self.service_uuid is not None and self.service_uuid not in {u.lower() for u in service_uuids}:
+            return False
+        if self.manufacturer_id is not None:
+            data = manufacturer_data.get(self.manufacturer_id)
+            if data is None or not data.startswith(self.manufacturer_data_start):
+                return False
+        return self.oui is None or address.upper().startswith(self.oui.upper())

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
-from bmslib.protocol.base import FrameAssembler
+from bmslib.protocol.base import AdvertisementMatcher, FrameAssembler
 from bmslib.protocol.crc import sum16_complement
 from bmslib.protocol.fields import Field, FieldTable, Number, bits_to_names, decode_array, encode_array
 
@@ -230,3 +230,23 @@ def encode_basic(values: Mapping[str, Number], temperatures: Sequence[float]) ->
 
 def encode_cells(cells: Sequence[float]) -> bytes:
     return encode_array(cells, ">H", 0.001)
+
+
+# --- advertisement -------------------------------------------------------------------------------
+
+MATCHERS = (
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="JBD-*"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="DWF*"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="LSG-*"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="SBL-*"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="OGR-*"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="TZ-H*"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="SP??S*"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="DP??S*"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="SX1*",
+                         note="Supervolt v3 pack: speaks the JBD protocol, use type jbd"),
+    AdvertisementMatcher(service_uuid=SERVICE_UUID, local_name="SX60*",
+                         note="Supervolt Ultra pack: speaks the JBD protocol, use type jbd"),
+    *(AdvertisementMatcher(service_uuid=SERVICE_UUID, oui=oui) for oui in (
+        "10:A5:62", "A4:C1:37", "A4:C1:38", "A5:C2:37", "A5:C2:39", "A5:C2:3A", "AA:C2:37", "70:3E:97")),
+)
