@@ -16,13 +16,17 @@ from bmslib.errors import FrameError
 
 Number = int | float
 
+#: 3-byte integer formats (struct has no code for them); ``i24`` is signed
+INT24 = frozenset({"u24", "i24"})
+
 
 @dataclass(frozen=True, slots=True)
 class Field:
     """One fixed-offset value: ``value = raw * scale + add``.
 
-    ``fmt`` is a single :mod:`struct` code (``B b H h I i f``); the byte order comes from the table.
-    Integer fields with ``scale == 1`` and ``add == 0`` decode to ``int``, all others to ``float``.
+    ``fmt`` is a single :mod:`struct` code (``B b H h I i f``) or ``u24`` / ``i24`` for a 3-byte
+    integer; the byte order comes from the table. Integer fields with ``scale == 1`` and ``add == 0``
+    decode to ``int``, all others to ``float``.
     """
 
     name: str
@@ -33,7 +37,7 @@ class Field:
 
     @property
     def size(self) -> int:
-        return struct.calcsize("<" + self.fmt)
+        return 3 if self.fmt in INT24 else struct.calcsize("<" + self.fmt)
 
     @property
     def is_int(self) -> bool:
@@ -50,7 +54,22 @@ class FieldTable:
 
     def __post_init__(self) -> None:
         for f in self.fields:
-            self._structs[f.name] = struct.Struct(self.byteorder + f.fmt)
+            if f.fmt not in INT24:
+                self._structs[f.name] = struct.Struct(self.byteorder + f.fmt)
+
+    def _unpack(self, f: Field, data: bytes, pos: int) -> int | float:
+        if f.fmt in INT24:
+            return int.from_bytes(data[pos:pos + 3], "little" if self.byteorder == "<" else "big",
+                                  signed=f.fmt == "i24")
+        (raw,) = self._structs[f.name].unpack_from(data, pos)
+        return raw  # type: ignore[no-any-return]
+
+    def _pack(self, f: Field, buf: bytearray, pos: int, raw: Number) -> None:
+        if f.fmt in INT24:
+            buf[pos:pos + 3] = int(raw).to_bytes(3, "little" if self.byteorder == "<" else "big",
+                                                 signed=f.fmt == "i24")
+        else:
+            self._structs[f.name].pack_into(buf, pos, raw)
 
     @property
     def end(self) -> int:
@@ -63,7 +82,7 @@ class FieldTable:
             raise FrameError(f"frame too short for its fields: {len(data)} < {base + self.end}", data)
         out: dict[str, Number] = {}
         for f in self.fields:
-            (raw,) = self._structs[f.name].unpack_from(data, base + f.offset)
+            raw = self._unpack(f, data, base + f.offset)
             out[f.name] = raw if f.is_int else raw * f.scale + f.add
         return out
 
@@ -76,7 +95,7 @@ class FieldTable:
             raw: Number = v if f.fmt in "fd" and f.scale == 1 and f.add == 0 else (v - f.add) / f.scale
             if f.fmt not in "fd":
                 raw = round(raw)
-            self._structs[f.name].pack_into(buf, base + f.offset, raw)
+            self._pack(f, buf, base + f.offset, raw)
 
     def __getitem__(self, name: str) -> Field:
         for f in self.fields:
