@@ -4,6 +4,8 @@ errors have their own types. Multiple inheritance keeps ``except TimeoutError`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class BmsError(Exception):
     """Base of every error this project raises on purpose."""
@@ -61,8 +63,13 @@ class UnsupportedError(BmsError):
 
 
 class ConfigError(BmsError):
-    """Invalid configuration. ``problems`` holds one line per problem, each naming the option path."""
+    """Invalid configuration. ``problems`` holds one line per problem, each naming the option path.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``warnings`` holds the non-fatal remarks found on the way; they often explain a problem (a
+    misspelt key next to a missing required one), so show them with it.
+    """
+
+    def __init__(self, problems: list[str], warnings: Sequence[str] = ()) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.warnings = tuple(warnings)
