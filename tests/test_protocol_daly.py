@@ -222,6 +222,9 @@ def test_probes_are_the_documented_requests() -> None:
     assert daly.PROBES[DalyProtocol.LEGACY] == vector("request 0x90")
     assert daly.PROBES[DalyProtocol.P81] == P81_RT1_CAPTURED
     assert daly_p81.RT2_REQUEST == P81_RT2_CAPTURED
+    rt2 = daly_p81.parse_request(P81_RT2_CAPTURED)
+    assert rt2 is not None and (rt2.register, rt2.value) == (0x41, 62)
+    assert daly_p81.parse_request(vector("read status 62 regs")) is None
     assert set(daly.PROBE_ORDER) == set(daly.PROBES)
 
 
@@ -254,7 +257,7 @@ def emulated_reply(protocol: DalyProtocol, request: bytes) -> bytes | None:
         parsed = daly_legacy.parse_request(request)
         return None if parsed is None else daly_legacy.encode(parsed[0], {"voltage": 13.2, "soc": 50.0})
     address = daly_modbus.ADDRESS if protocol is DalyProtocol.MODBUS else daly_p81.REQUEST_ADDRESS
-    req = daly_rtu.parse_request(request, address=address)
+    req = daly_modbus.parse_request(request) if address == daly_modbus.ADDRESS else daly_p81.parse_request(request)
     if req is None:
         return None
     if protocol is DalyProtocol.MODBUS:

@@ -110,7 +110,8 @@ class DalyCodec:
         return daly_modbus.decode(frame)
 
     def reset(self) -> None:
-        """Start a fresh sample: drop partial multi-frame replies (legacy)."""
+        """Call before each sample: drops partial multi-frame replies and an unpaired 0x90 current or
+        0x93 state left over from an incomplete sample (legacy; counts and learned sign stay)."""
         self.legacy.reset()
 
     def poll_requests(self) -> tuple[bytes, ...]:

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
+from bmslib.protocol import daly_rtu
 from bmslib.protocol.daly_modbus import STATE_NAMES
-from bmslib.protocol.daly_rtu import read_request, read_response, reply_payload
+from bmslib.protocol.daly_rtu import ModbusRequest, read_request, read_response, reply_payload
 from bmslib.protocol.fields import Field, FieldTable, Number, decode_array, encode_array
 
 REQUEST_ADDRESS, REPLY_ADDRESS = 0x81, 0x51
@@ -99,6 +100,11 @@ def decode(frame: bytes) -> Reading:
 
 
 # --- device side (emulator) ----------------------------------------------------------------------
+
+
+def parse_request(frame: bytes) -> ModbusRequest | None:
+    """Device side: the read (or write) addressed to 0x81 in ``frame``, or None."""
+    return daly_rtu.parse_request(frame, address=REQUEST_ADDRESS)
 
 
 def encode_rt1(values: Mapping[str, Number], cells: Sequence[float], temperatures: Sequence[float]) -> bytes:
