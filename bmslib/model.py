@@ -200,3 +200,20 @@ class Sample:
         d["switches"] = dict(self.switches) if self.switches is not None else None
         d["extra"] = dict(self.extra)
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSign:
+    """The sign current and power are published with: the one place ``invert_current`` acts.
+
+    ``invert=False``: as in the model (+ = discharging). ``invert=True`` (the default option, as in
+    the add-on batmon replaces): + = charging.
+    """
+
+    invert: bool
+
+    def current(self, sample: Sample) -> float | None:
+        return None if sample.current is None else (-sample.current if self.invert else sample.current) + 0.0
+
+    def power(self, sample: Sample) -> float | None:
+        return None if sample.power is None else (-sample.power if self.invert else sample.power) + 0.0

@@ -1,1 +1,1 @@
-"""ble"""
+"""Bluetooth LE: the transport drivers use, the injectable bleak backend, scanning."""

@@ -1,1 +1,1 @@
-"""sinks"""
+"""Where samples go: the console, MQTT (mqtt_util), InfluxDB."""

@@ -1,0 +1,265 @@
+"""The application object: built from a validated config, owns devices, samplers, sinks and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bmslib.ble.backend import SYSTEM, BleBackend
+from bmslib.config import AppConfig, DeviceConfig
+from bmslib.device import DeviceStatus
+from bmslib.drivers.base import Driver
+from bmslib.model import OutputSign, Sample
+from bmslib.publishing import Averager, PublishSchedule
+from bmslib.registry import DeviceType, device_types
+from bmslib.sampler import DeviceSampler, SamplerPolicy
+from bmslib.sim.battery import BatteryModel, sine_load
+from bmslib.sim.emulator import Emulator
+from bmslib.sim.radio import SimRadio, sim_address
+from bmslib.sinks.base import Sink
+from bmslib.sinks.console import ConsoleSink
+
+_LOG = logging.getLogger("batmon")
+
+SampleHook = Callable[[DeviceStatus, Sample], Awaitable[None]]
+AVAILABILITY_CHECK = 1.0  # [s]
+EXIT_OK, EXIT_WATCHDOG = 0, 1
+
+
+def device_logger(alias: str, debug: bool) -> logging.LoggerAdapter[logging.Logger]:
+    """Per-device logger ``batmon.dev.<alias>``; ``debug: true`` lowers only this device's level."""
+    logger = logging.getLogger(f"batmon.dev.{alias}")
+    if debug:
+        logger.setLevel(logging.DEBUG)
+    return logging.LoggerAdapter(logger, {})
+
+
+@dataclass
+class DeviceRuntime:
+    """One configured device while the daemon runs."""
+
+    config: DeviceConfig
+    type: DeviceType
+    status: DeviceStatus
+    driver: Driver
+    sampler: DeviceSampler
+    averager: Averager = field(default_factory=Averager)
+    schedule: PublishSchedule = field(default_factory=lambda: PublishSchedule(1.0))
+    force_publish: bool = False
+
+
+def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random) -> Emulator:
+    """A simulated device of ``device_type`` with a battery of its own (used for ``sim:<id>``)."""
+    assert device_type.emulator is not None
+    battery = BatteryModel(cells=rng.choice((4, 8, 16)), capacity_ah=rng.choice((100.0, 200.0, 280.0)),
+                           soc=rng.uniform(30, 90), rng=rng,
+                           load=sine_load(amplitude=rng.uniform(5, 20), period=rng.uniform(60, 180),
+                                          phase=rng.uniform(0, 6.28)))
+    return device_type.emulator(address=sim_address(sim_id), name=f"{device_type.name.upper()}-{sim_id}",
+                                battery=battery, rng=rng)
+
+
+class App:
+    """Runs the daemon for one :class:`AppConfig` until :meth:`request_stop` or the watchdog."""
+
+    def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
+                 backend: BleBackend = SYSTEM, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
+                 state_dir: Path | None = None, watchdog_timeout: float | None = None) -> None:
+        self.config = config
+        self.types = dict(types or device_types())
+        self.backend = backend
+        self.radio = radio
+        self.state_dir = state_dir or Path(".")
+        self.sign = OutputSign(config.invert_current)
+        self.watchdog_timeout = watchdog_timeout or max(300.0, 10 * config.sample_period)
+        self.stop_event = asyncio.Event()
+        self.exit_code = EXIT_OK
+        self.connect_lock = asyncio.Lock()
+        self.read_lock = None if config.concurrent_sampling else asyncio.Lock()
+        self.sample_hooks: list[SampleHook] = []
+        self.devices: dict[str, DeviceRuntime] = {}
+        self.sinks: list[Sink] = list(sinks) if sinks is not None else self._default_sinks()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sink_errors: dict[str, float] = {}
+        self._last_sample_mono = time.monotonic()
+        for dev in config.devices:
+            if not dev.is_group:
+                self._add_device(dev)
+
+    # --- construction ---
+    def _default_sinks(self) -> list[Sink]:
+        sinks: list[Sink] = []
+        if self.config.mqtt is None:
+            sinks.append(ConsoleSink(self.sign))
+        return sinks
+
+    def _sim_radio(self) -> SimRadio:
+        if self.radio is None:
+            self.radio = SimRadio()
+        return self.radio
+
+    def _add_device(self, cfg: DeviceConfig) -> None:
+        dtype = self.types[cfg.type]
+        log = device_logger(cfg.alias, cfg.debug or self.config.verbose_log)
+        backend, address = self.backend, cfg.address
+        if cfg.sim_id is not None and dtype.radio:
+            radio = self._sim_radio()
+            emulator = radio.by_sim_id(cfg.sim_id)
+            if emulator is None:
+                if dtype.emulator is None:
+                    raise ValueError(f"type {cfg.type} has no emulator for {cfg.address}")
+                emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id))
+                radio.add(emulator, sim_id=cfg.sim_id)
+            backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
+            address = emulator.address
+        driver = dtype.driver(cfg, address=address, backend=backend, log=log)
+        status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,
+                              ble_address=address if dtype.radio else None)
+        keep_alive = cfg.keep_alive if cfg.keep_alive is not None else self.config.keep_alive
+        policy = SamplerPolicy(period=self.config.sample_period, keep_alive=keep_alive or not dtype.radio,
+                               current_calibration=cfg.current_calibration,
+                               read_timeout=max(5.0, 3 * driver.request_timeout))
+        sampler = DeviceSampler(driver, status, policy, on_sample=self._on_sample, log=log,
+                                connect_lock=self.connect_lock, read_lock=self.read_lock if dtype.radio else None)
+        self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler,
+                                                schedule=PublishSchedule(self.config.publish_period))
+
+    # --- pipeline ---
+    async def _on_sample(self, status: DeviceStatus, sample: Sample) -> None:
+        self._last_sample_mono = time.monotonic()
+        rt = self.devices.get(status.alias)
+        for hook in self.sample_hooks:
+            try:
+                await hook(status, sample)
+            except Exception:  # noqa: BLE001  (a failing hook must not stop sampling; logged with traceback)
+                _LOG.exception("sample hook %s failed for %s", getattr(hook, "__qualname__", hook), status.alias)
+        self._to_sinks("on_sample", status, sample)
+        if not status.available:
+            status.available = True
+            self._to_sinks("on_availability", status, True)
+        if rt is None:
+            return
+        rt.averager.add(sample)
+        now = time.monotonic()
+        if rt.force_publish or rt.schedule.due(sample, now):
+            rt.force_publish = False
+            avg = rt.averager.pop()
+            if avg is not None:
+                rt.schedule.published(avg, now, sample.power)
+                self._to_sinks("on_publish", status, avg)
+
+    def _to_sinks(self, method: str, *args: object) -> None:
+        for sink in self.sinks:
+            try:
+                getattr(sink, method)(*args)
+            except Exception:  # noqa: BLE001  (a failing sink must not stop sampling; logged with traceback)
+                now = time.monotonic()
+                if now - self._sink_errors.get(sink.name, -1e9) > 60:
+                    self._sink_errors[sink.name] = now
+                    _LOG.exception("sink %s failed in %s (further failures within 60 s are not logged)",
+                                   sink.name, method)
+
+    def request_switch(self, alias: str, name: str, on: bool) -> bool:
+        """Queue a switch command for a device (from MQTT or an algorithm). False if refused."""
+        rt = self.devices.get(alias)
+        if rt is None:
+            _LOG.warning("switch command for unknown device %r ignored", alias)
+            return False
+        if not rt.status.available:
+            rt.sampler.log.warning("switch %s %s refused: the device is offline", name, "on" if on else "off")
+            return False
+        if rt.sampler.request_switch(name, on):
+            rt.force_publish = True
+            return True
+        return False
+
+    # --- background checks ---
+    async def _availability_loop(self) -> None:
+        expire = self.config.expire_values_after
+        while not self.stop_event.is_set():
+            if expire > 0:
+                for rt in self.devices.values():
+                    age = rt.status.age()
+                    if rt.status.available and (age is None or age > expire):
+                        rt.status.available = False
+                        rt.sampler.log.warning("no fresh sample for %.0f s: unavailable (last error: %s)",
+                                               expire, rt.status.last_error or "-")
+                        self._to_sinks("on_availability", rt.status, False)
+            await self._sleep(AVAILABILITY_CHECK)
+
+    async def _watchdog_loop(self) -> None:
+        while not self.stop_event.is_set():
+            idle = time.monotonic() - self._last_sample_mono
+            if idle > self.watchdog_timeout:
+                _LOG.error("watchdog: no device produced a sample for %.0f s; exiting with status 1 so the "
+                           "supervisor restarts the daemon", idle)
+                self.exit_code = EXIT_WATCHDOG
+                self.request_stop()
+                return
+            await self._sleep(min(5.0, self.watchdog_timeout / 4))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stop_event.wait()
+
+    async def _power_cycle_adapters(self) -> None:
+        if not self.config.bt_power_cycle:
+            return
+        tool = shutil.which("bluetoothctl")
+        if tool is None:
+            _LOG.info("bt_power_cycle: bluetoothctl not found, power cycle skipped")
+            return
+        for state, pause in (("off", 1.0), ("on", 2.0)):
+            proc = await asyncio.create_subprocess_exec(tool, "power", state, stdout=asyncio.subprocess.DEVNULL,
+                                                        stderr=asyncio.subprocess.PIPE)
+            _, err = await proc.communicate()
+            if proc.returncode:
+                _LOG.warning("bt_power_cycle: 'bluetoothctl power %s' failed: %s", state,
+                             err.decode(errors="replace").strip())
+            await asyncio.sleep(pause)
+
+    # --- life cycle ---
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    async def run(self) -> int:
+        """Run until stopped; returns the process exit status."""
+        await self._power_cycle_adapters()
+        for sink in self.sinks:
+            await sink.start()
+        self._last_sample_mono = time.monotonic()
+        loop = asyncio.get_running_loop()
+        for rt in self.devices.values():
+            self._tasks.append(loop.create_task(rt.sampler.run(self.stop_event), name=f"sample-{rt.status.alias}"))
+        self._tasks.append(loop.create_task(self._availability_loop(), name="availability"))
+        if self.config.watchdog:
+            self._tasks.append(loop.create_task(self._watchdog_loop(), name="watchdog"))
+        _LOG.info("sampling %d device(s) every %g s", len(self.devices), self.config.sample_period)
+        await self.stop_event.wait()
+        await self.shutdown()
+        return self.exit_code
+
+    async def shutdown(self, timeout: float = 4.0) -> None:
+        """Disconnect devices and flush sinks within ``timeout`` seconds."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=max(0.1, timeout / 2))
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for sink in self.sinks:
+            try:
+                await sink.stop(max(0.1, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001  (shutdown goes on; logged with traceback)
+                _LOG.exception("sink %s failed to stop cleanly", sink.name)
+        if self.radio is not None:
+            await self.radio.aclose()

@@ -1,0 +1,56 @@
+"""``scan``: list BLE devices and say which device type each one looks like."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bmslib.ble.backend import BleBackend
+from bmslib.registry import DeviceType
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    address: str
+    name: str | None
+    rssi: int | None
+    types: tuple[str, ...]  # device types whose advertisement patterns match
+    notes: tuple[str, ...]
+
+    def describe(self) -> str:
+        looks = ", ".join(self.types) if self.types else "-"
+        note = f"  ({'; '.join(self.notes)})" if self.notes else ""
+        rssi = f"{self.rssi:>4d} dBm" if self.rssi is not None else "   ? dBm"
+        return f"{self.address}  {rssi}  {(self.name or '?'):<24}  {looks}{note}"
+
+
+def classify(address: str, name: str | None, service_uuids: list[str], manufacturer_data: Mapping[int, bytes],
+             types: Mapping[str, DeviceType]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Device types (and notes) whose matchers accept this advertisement."""
+    found: list[str] = []
+    notes: list[str] = []
+    for t in types.values():
+        for m in t.matchers:
+            if m.matches(address=address, name=name, service_uuids=service_uuids,
+                         manufacturer_data=manufacturer_data):
+                if t.name not in found:
+                    found.append(t.name)
+                if m.note and m.note not in notes:
+                    notes.append(m.note)
+    return tuple(found), tuple(notes)
+
+
+async def scan(backend: BleBackend, types: Mapping[str, DeviceType], *, timeout: float = 10.0,
+               adapter: str | None = None) -> list[ScanResult]:
+    """Scan for ``timeout`` seconds; strongest signal first."""
+    seen: dict[str, ScanResult] = {}
+    async with backend.scanner(adapter=adapter) as scanner:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                async for dev, adv in scanner.advertisement_data():
+                    name = adv.local_name or dev.name
+                    kinds, notes = classify(dev.address, name, adv.service_uuids, adv.manufacturer_data, types)
+                    seen[dev.address] = ScanResult(dev.address, name, adv.rssi, kinds, notes)
+    return sorted(seen.values(), key=lambda r: -(r.rssi if r.rssi is not None else -999))

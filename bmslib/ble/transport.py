@@ -1,0 +1,271 @@
+"""The one BLE transport every driver uses, on bleak and bleak-retry-connector.
+
+It resolves the device (MAC, advertised name or simulated id), connects with retries under a
+connect timeout, subscribes to notifications, writes with or without response as the
+characteristic allows, pairs each request with its reply under a per-request timeout, and handles
+the device dropping the link at any moment: pending requests fail at once (not after their
+timeout) and :meth:`BleTransport.disconnect` is idempotent. The bleak backend is injected
+(:class:`~bmslib.ble.backend.BleBackend`), so the simulator runs the same code paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bleak import BleakClient
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.device import BLEDevice
+from bleak.exc import BleakDeviceNotFoundError, BleakError
+from bleak_retry_connector import BleakNotFoundError, establish_connection
+
+from bmslib.ble.backend import BleBackend, bluetooth_unavailable
+from bmslib.errors import (
+    BluetoothUnavailableError,
+    BmsConnectError,
+    BmsDisconnectedError,
+    BmsTimeoutError,
+    DeviceNotFoundError,
+)
+from bmslib.protocol.base import FrameAssembler
+
+FrameMatch = Callable[[bytes], bool]
+
+
+@dataclass
+class _Pending:
+    match: FrameMatch
+    future: asyncio.Future[bytes]
+
+
+class BleTransport:
+    """A connection to one BLE device. Not thread-safe; use from the event loop only."""
+
+    def __init__(self, address: str, *, backend: BleBackend, log: logging.LoggerAdapter[logging.Logger],
+                 adapter: str | None = None, debug: bool = False, connect_timeout: float = 20.0,
+                 scan_timeout: float = 10.0, connect_attempts: int = 3, pair: bool = False) -> None:
+        self.address = address
+        self.backend = backend
+        self.adapter = adapter
+        self.debug = debug
+        self.connect_timeout = connect_timeout
+        self.scan_timeout = scan_timeout
+        self.connect_attempts = connect_attempts
+        self.pair = pair
+        self.log = log
+        self.device: BLEDevice | None = None
+        self.rssi: int | None = None
+        self.on_frame: Callable[[bytes], None] | None = None  # frames no request waited for
+        self.on_disconnect: Callable[[], None] | None = None  # unsolicited disconnects
+        self._client: BleakClient | None = None
+        self._assemblers: dict[str, FrameAssembler] = {}
+        self._raw: dict[str, Callable[[bytes], None]] = {}
+        self._pending: list[_Pending] = []
+        self._lock = asyncio.Lock()  # one request in flight at a time
+        self.chunks_received = 0
+
+    # --- connection ---
+    @property
+    def is_connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def resolve(self) -> BLEDevice:
+        """Find the device by scanning (MAC or advertised name). Raises DeviceNotFoundError."""
+        want = self.address
+        is_mac = len(want) == 17 and want.count(":") == 5
+        seen: dict[str, tuple[str | None, int]] = {}
+        found: BLEDevice | None = None
+        try:
+            async with self.backend.scanner(adapter=self.adapter) as scanner:
+                async with asyncio.timeout(self.scan_timeout):
+                    async for dev, adv in scanner.advertisement_data():
+                        seen[dev.address] = (adv.local_name or dev.name, adv.rssi)
+                        hit = dev.address.upper() == want.upper() if is_mac else want in (adv.local_name, dev.name)
+                        if hit:
+                            found, self.rssi = dev, adv.rssi
+                            break
+        except TimeoutError:
+            pass
+        except (BleakError, OSError) as exc:
+            if bluetooth_unavailable(exc):
+                raise BluetoothUnavailableError(str(exc)) from exc
+            raise BmsConnectError(want, f"scan failed: {exc}") from exc
+        if found is None:
+            others = ", ".join(f"{a} ({n or '?'}, {r} dBm)" for a, (n, r) in sorted(seen.items())) or "nothing"
+            raise DeviceNotFoundError(want, f"not seen within {self.scan_timeout:g} s; seen: {others}")
+        return found
+
+    async def connect(self) -> None:
+        """Resolve (first time) and connect. Raises DeviceNotFoundError / BmsConnectError."""
+        if self.is_connected:
+            return
+        if self.device is None:
+            self.device = await self.resolve()
+        kwargs: dict[str, Any] = {"timeout": self.connect_timeout}
+        if self.backend.client is not None:
+            kwargs["backend"] = self.backend.client
+        if self.adapter:
+            kwargs["bluez"] = {"adapter": self.adapter}
+        try:
+            async with asyncio.timeout(self.connect_timeout * self.connect_attempts + 5):
+                client = await establish_connection(
+                    BleakClient, self.device, self.address, disconnected_callback=self._disconnected,
+                    max_attempts=self.connect_attempts, pair=self.pair, **kwargs)
+        except (BleakNotFoundError, BleakDeviceNotFoundError) as exc:
+            self.device = None  # scan again next time: the address or name may resolve elsewhere
+            raise DeviceNotFoundError(self.address, str(exc)) from exc
+        except TimeoutError as exc:
+            raise BmsConnectError(self.address, f"connect timed out after {self.connect_timeout:g} s") from exc
+        except (BleakError, OSError, EOFError) as exc:
+            if bluetooth_unavailable(exc):
+                raise BluetoothUnavailableError(str(exc)) from exc
+            raise BmsConnectError(self.address, str(exc) or type(exc).__name__) from exc
+        self._client = client
+        for asm in self._assemblers.values():
+            asm.reset()
+
+    async def disconnect(self) -> None:
+        """Idempotent; fails pending requests at once."""
+        client, self._client = self._client, None
+        self._fail_pending(BmsDisconnectedError(f"{self.address}: disconnected"))
+        if client is not None:
+            with contextlib.suppress(BleakError, OSError, EOFError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await client.disconnect()
+
+    def _disconnected(self, client: BleakClient) -> None:
+        if client is not self._client:
+            return
+        self._client = None
+        self.log.info("link dropped by the device or the adapter")
+        self._fail_pending(BmsDisconnectedError(f"{self.address}: link dropped"))
+        for asm in self._assemblers.values():
+            asm.reset()
+        if self.on_disconnect is not None:
+            self.on_disconnect()
+
+    def _fail_pending(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, []
+        for p in pending:
+            if not p.future.done():
+                p.future.set_exception(exc)
+
+    def _require(self) -> BleakClient:
+        if self._client is None or not self._client.is_connected:
+            raise BmsDisconnectedError(f"{self.address}: not connected")
+        return self._client
+
+    # --- GATT ---
+    def characteristic(self, uuid: str, want: str) -> BleakGATTCharacteristic:
+        """The characteristic ``uuid`` having property ``want`` (some devices list a UUID twice)."""
+        client = self._require()
+        candidates = [c for s in client.services for c in s.characteristics if c.uuid == uuid]
+        for c in candidates:
+            if want in c.properties or (want == "write" and "write-without-response" in c.properties):
+                return c
+        if candidates:
+            return candidates[0]
+        raise BmsConnectError(self.address, f"characteristic {uuid} not found; is this the right device type?")
+
+    async def subscribe(self, uuid: str, assembler: FrameAssembler) -> None:
+        """Notifications of ``uuid`` are assembled into frames and matched to requests."""
+        client = self._require()
+        self._assemblers[uuid] = assembler
+        char = self.characteristic(uuid, "notify")
+        await self._gatt(client.start_notify(char, lambda _c, data: self._on_chunk(uuid, data)))
+
+    async def subscribe_raw(self, uuid: str, callback: Callable[[bytes], None]) -> None:
+        """Notifications of ``uuid`` go to ``callback`` as they are (one value per notification)."""
+        client = self._require()
+        self._raw[uuid] = callback
+        char = self.characteristic(uuid, "notify")
+        await self._gatt(client.start_notify(char, lambda _c, data: self._on_raw(uuid, data)))
+
+    async def write(self, uuid: str, data: bytes, *, response: bool | None = None) -> None:
+        """Write; ``response=None`` uses write-without-response when the characteristic offers it."""
+        client = self._require()
+        char = self.characteristic(uuid, "write")
+        if response is None:
+            response = "write-without-response" not in char.properties
+        if self.debug:
+            self.log.debug("TX %s", data.hex())
+        await self._gatt(client.write_gatt_char(char, data, response=response))
+
+    async def read(self, uuid: str) -> bytes:
+        client = self._require()
+        return bytes(await self._gatt(client.read_gatt_char(self.characteristic(uuid, "read"))))
+
+    async def _gatt(self, op: Any) -> Any:
+        try:
+            return await op
+        except BleakError as exc:
+            if not self.is_connected:
+                raise BmsDisconnectedError(f"{self.address}: {exc}") from exc
+            raise
+
+    async def request(self, uuid: str, data: bytes, match: FrameMatch, timeout: float, *,
+                      response: bool | None = None) -> bytes:
+        """Write ``data`` and return the first frame satisfying ``match``.
+
+        Raises BmsTimeoutError after ``timeout`` and BmsDisconnectedError at once if the link drops.
+        """
+        async with self._lock:
+            future = self.expect(match)
+            try:
+                await self.write(uuid, data, response=response)
+                return await self.wait(future, timeout)
+            finally:
+                self.cancel(future)
+
+    def expect(self, match: FrameMatch) -> asyncio.Future[bytes]:
+        """Register interest in a frame before sending what provokes it."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(match, future))
+        return future
+
+    async def wait(self, future: asyncio.Future[bytes], timeout: float) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            raise BmsTimeoutError(f"no valid reply within {timeout:g} s") from None
+
+    def cancel(self, future: asyncio.Future[bytes]) -> None:
+        self._pending = [p for p in self._pending if p.future is not future]
+        if not future.done():
+            future.cancel()
+
+    # --- notifications ---
+    def _on_chunk(self, uuid: str, data: bytearray) -> None:
+        self.chunks_received += 1
+        if self.debug:
+            self.log.debug("RX %s", data.hex())
+        asm = self._assemblers.get(uuid)
+        if asm is None:
+            return
+        dropped = asm.dropped
+        for frame in asm.feed(bytes(data)):
+            self._dispatch(frame)
+        if self.debug and asm.dropped != dropped:
+            self.log.debug("frame rejected: %s", asm.last_error)
+
+    def _on_raw(self, uuid: str, data: bytearray) -> None:
+        self.chunks_received += 1
+        if self.debug:
+            self.log.debug("RX %s %s", uuid[4:8], data.hex())
+        cb = self._raw.get(uuid)
+        if cb is not None:
+            cb(bytes(data))
+
+    def _dispatch(self, frame: bytes) -> None:
+        for p in self._pending:
+            if not p.future.done() and p.match(frame):
+                p.future.set_result(frame)
+                self._pending.remove(p)
+                return
+        if self.on_frame is not None:
+            self.on_frame(frame)

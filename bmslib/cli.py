@@ -1,0 +1,203 @@
+"""Command line: run the daemon, ``scan`` for devices, ``decode`` captured chunks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bmslib import __version__
+from bmslib.config import DEFAULT_SEARCH, AppConfig, load_config, parse_config, read_options_file
+from bmslib.errors import BluetoothUnavailableError, ConfigError
+from bmslib.registry import DeviceType, device_types, type_infos
+
+EXIT_CONFIG = 2
+SHUTDOWN_GRACE = 5.0  # [s] SIGTERM to exit
+
+_LOG = logging.getLogger("batmon")
+
+
+def demo_devices(types: Mapping[str, DeviceType]) -> list[dict[str, Any]]:
+    """One simulated device per type that has an emulator, plus a dummy."""
+    devices = [{"address": f"sim:{name}1", "type": name, "alias": f"demo_{name}"}
+               for name, t in sorted(types.items()) if t.emulator is not None and t.in_demo]
+    devices.append({"address": "demo battery", "type": "dummy", "alias": "demo_dummy"})
+    return devices
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main.py", description="batmon: BLE BMS to Home Assistant (MQTT), "
+                                "InfluxDB and energy meters.")
+    p.add_argument("--version", action="version", version=f"batmon {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run the daemon (the default)")
+    for parser in (p, run):
+        parser.add_argument("--config", metavar="PATH", help="options file (YAML or JSON); default: "
+                            "/data/options.json, ./options.yaml, ./options.json")
+        parser.add_argument("--demo", action="store_true", help="simulated devices instead of the configured "
+                            "ones (one per type, plus a dummy), sampling every second")
+        parser.add_argument("--state-dir", metavar="DIR", help="where meter and algorithm state is kept "
+                            "(default: /data in the add-on, else the current directory)")
+
+    scan = sub.add_parser("scan", help="list BLE devices and the device type each looks like")
+    scan.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to scan (default 10)")
+    scan.add_argument("--adapter", metavar="hciN", help="Bluetooth adapter to scan with")
+    scan.add_argument("--demo", action="store_true", help="scan the simulated demo devices")
+
+    dec = sub.add_parser("decode", help="decode notification chunks (hex) of a device type; prints JSON")
+    dec.add_argument("--type", required=True, dest="type_name", help="device type, e.g. jbd")
+    dec.add_argument("--key", help="Victron Instant Readout key (32 hex digits)")
+    dec.add_argument("hex", nargs="+", help="notification chunks in arrival order, as hex")
+    return p
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    for noisy in ("bleak", "bleak_retry_connector", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    setup_logging(args.verbose)
+    if command == "decode":
+        return cmd_decode(args.type_name, args.hex, key=args.key)
+    if command == "scan":
+        return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo))
+    return cmd_run(config_path=args.config, demo=args.demo, state_dir=args.state_dir, verbose=args.verbose)
+
+
+# --- decode -----------------------------------------------------------------------------------------
+
+def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = None) -> int:
+    from bmslib.decode import decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
+
+    types = device_types()
+    if type_name not in types:
+        print(f"--type: {type_name!r} is not a known type ({', '.join(sorted(types))})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        chunks = [bytes.fromhex(h.replace(":", "").replace(" ", "")) for h in hex_chunks]
+    except ValueError as exc:
+        print(f"hex: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        result = decode_chunks(types[type_name], chunks)
+    except ValueError as exc:
+        print(f"--type: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+# --- scan -------------------------------------------------------------------------------------------
+
+async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
+    from bmslib.app import make_emulator  # noqa: PLC0415
+    from bmslib.ble.backend import SYSTEM, BleBackend  # noqa: PLC0415
+    from bmslib.ble.scan import scan  # noqa: PLC0415
+    from bmslib.sim.radio import SimRadio  # noqa: PLC0415
+
+    types = device_types()
+    backend = SYSTEM
+    radio = None
+    if demo:
+        import random  # noqa: PLC0415
+
+        radio = SimRadio()
+        for dev in demo_devices(types):
+            t = types[dev["type"]]
+            if t.emulator is not None:
+                sim_id = dev["address"].removeprefix("sim:")
+                radio.add(make_emulator(t, sim_id, random.Random(sim_id)), sim_id=sim_id)
+        backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
+    try:
+        results = await scan(backend, types, timeout=timeout, adapter=adapter)
+    except Exception as exc:  # noqa: BLE001  (any BlueZ/D-Bus failure: one clear line, no traceback)
+        print(f"scan failed: Bluetooth is not available ({exc}). Check the adapter, BlueZ and D-Bus access.",
+              file=sys.stderr)
+        return 1
+    finally:
+        if radio is not None:
+            await radio.aclose()
+    print(f"{'address':<17}  {'rssi':>8}  {'name':<24}  looks like")
+    for r in results:
+        print(r.describe())
+    if not results:
+        print(f"(nothing seen within {timeout:g} s)")
+    return 0
+
+
+# --- run --------------------------------------------------------------------------------------------
+
+def load_app_config(config_path: str | None, *, demo: bool) -> AppConfig:
+    """Load and validate options; with ``demo`` the device list is replaced by simulated devices."""
+    types = device_types()
+    infos = type_infos(types)
+    env = dict(os.environ)
+    if not demo:
+        return load_config(config_path, env=env, types=infos)
+    # --demo: the other options of a config file that exists still apply
+    path = Path(config_path) if config_path else next((p for p in DEFAULT_SEARCH if p.is_file()), None)
+    data: object = read_options_file(path) if path is not None else {}
+    if not isinstance(data, dict):
+        data = {}
+    data = {**data, "devices": demo_devices(types), "sample_period": 1.0, "publish_period": 1.0}
+    source = f"{path} with --demo devices" if path is not None else "built-in demo"
+    return parse_config(data, source=source, env=env, types=infos)
+
+
+def default_state_dir(config_source: str) -> Path:
+    return Path("/data") if config_source.startswith("/data/") else Path(".")
+
+
+def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbose: bool) -> int:
+    try:
+        config = load_app_config(config_path, demo=demo)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    for warning in config.warnings:
+        _LOG.warning("config: %s", warning)
+    if config.verbose_log and not verbose:
+        setup_logging(True)
+    directory = Path(state_dir) if state_dir else default_state_dir(config.source)
+    try:
+        return asyncio.run(_run(config, directory))
+    except BluetoothUnavailableError as exc:
+        print(f"Bluetooth is not available: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _run(config: AppConfig, state_dir: Path) -> int:
+    from bmslib.app import App  # noqa: PLC0415
+
+    app = App(config, state_dir=state_dir)
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signame: str) -> None:
+        _LOG.info("%s received: shutting down", signame)
+        app.request_stop()
+        loop.call_later(SHUTDOWN_GRACE, _force_exit)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    _LOG.info("batmon %s starting with %s", __version__, config.source)
+    return await app.run()
+
+
+def _force_exit() -> None:
+    _LOG.error("shutdown took longer than %.0f s; exiting", SHUTDOWN_GRACE)
+    os._exit(0)

@@ -1,0 +1,46 @@
+"""``decode``: notification chunks (hex) through a type's assembler and decoder, for bug reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bmslib.errors import FrameError
+from bmslib.model import Reading, Sample, merge_readings
+from bmslib.registry import DeviceType
+
+# Sample fields reported by `decode` (timestamps are not: they say nothing about the frames).
+_SKIP = ("timestamp", "mono")
+
+
+def decode_chunks(device_type: DeviceType, chunks: Sequence[bytes]) -> dict[str, Any]:
+    """Feed ``chunks`` in order; return the merged sample fields, device info and frame statistics."""
+    if device_type.codec is None:
+        raise ValueError(f"type {device_type.name!r} has no frame protocol to decode")
+    codec = device_type.codec()
+    asm = codec.assembler()
+    reading: Reading = {}
+    errors: list[str] = []
+    for chunk in chunks:
+        for frame in asm.feed(chunk):
+            try:
+                reading = merge_readings(reading, codec.decode(frame))
+            except FrameError as exc:
+                errors.append(str(exc))
+    return result_json(reading, frames=asm.frames, rejected=asm.dropped,
+                       errors=errors + ([str(asm.last_error)] if asm.last_error else []))
+
+
+def result_json(reading: Reading, *, frames: int, rejected: int, errors: list[str]) -> dict[str, Any]:
+    now = time.time()
+    sample = Sample.build(reading, timestamp=now, mono=0.0).as_dict()
+    out = {k: v for k, v in sample.items() if k not in _SKIP}
+    info = reading.get("device_info")
+    if info is not None:
+        out["device_info"] = info.as_dict()
+    out["frames"] = frames
+    out["rejected"] = rejected
+    if errors:
+        out["errors"] = errors
+    return out

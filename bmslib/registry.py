@@ -1,0 +1,55 @@
+"""Device types: the one place that maps a ``type`` name to its driver, protocol, emulator and matchers.
+
+Adding a BMS type means adding one :class:`DeviceType` to :func:`device_types`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from bmslib.config import TypeInfo
+from bmslib.drivers.base import Driver
+from bmslib.drivers.dummy import DummyDriver
+from bmslib.drivers.jbd import JbdDriver
+from bmslib.protocol import jbd
+from bmslib.protocol.base import AdvertisementMatcher, Codec
+from bmslib.sim.emulator import Emulator
+from bmslib.sim.jbd import JbdEmulator
+
+
+@dataclass(frozen=True)
+class DeviceType:
+    """Everything the daemon needs to know about one ``type:`` value."""
+
+    name: str
+    description: str
+    driver: Callable[..., Driver]  # called with (config, address=, backend=, log=)
+    switches: frozenset[str]
+    codec: Callable[[], Codec] | None = None  # for `decode`; None: not a frame protocol
+    emulator: type[Emulator] | None = None  # device side in the simulator
+    matchers: tuple[AdvertisementMatcher, ...] = ()
+    accepts_pin: bool = False
+    accepts_key: bool = False
+    in_demo: bool = True  # one simulated device of this type in --demo
+    radio: bool = True  # False: no Bluetooth at all (dummy)
+
+    def info(self) -> TypeInfo:
+        return TypeInfo(name=self.name, switches=self.switches, accepts_pin=self.accepts_pin,
+                        accepts_key=self.accepts_key)
+
+
+def device_types() -> dict[str, DeviceType]:
+    """All known device types by name."""
+    types = (
+        DeviceType("jbd", "JBD / Xiaoxiang / Overkill Smart BMS", JbdDriver, JbdDriver.switches,
+                   codec=jbd.JbdCodec, emulator=JbdEmulator, matchers=jbd.MATCHERS),
+        DeviceType("dummy", "a simulated battery without any radio", DummyDriver, DummyDriver.switches,
+                   radio=False),
+    )
+    return {t.name: t for t in types}
+
+
+def type_infos(types: Mapping[str, DeviceType] | None = None) -> dict[str, TypeInfo]:
+    """What the config validator needs to know about each type."""
+    return {name: t.info() for name, t in (types or device_types()).items()}

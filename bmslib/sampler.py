@@ -1,0 +1,241 @@
+"""Sampling policy for one device: connect, read under a timeout, back off, run switch commands.
+
+Each device runs its own loop at a fixed rate. Isolation between devices:
+
+* Connects (scan + connect) of all devices are serialised by one connect lock (BlueZ dislikes
+  parallel connects), but a device that is not found backs off exponentially (capped, reset on
+  success) and never holds up the reads of devices that are connected.
+* In serial mode (``concurrent_sampling: false``) reads are serialised by a read lock, so one slow or
+  dead device delays the others by at most its own read timeout; in concurrent mode they overlap.
+* Switch commands are queued and run between two reads, never in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from bleak.exc import BleakError
+
+from bmslib.device import DeviceStatus
+from bmslib.drivers.base import Driver
+from bmslib.errors import BluetoothUnavailableError, BmsAuthError, BmsError, DeviceNotFoundError
+from bmslib.model import Sample
+
+SampleCallback = Callable[[DeviceStatus, Sample], Awaitable[None]]
+
+BACKOFF_START = 5.0  # [s] first wait after "not found"
+BACKOFF_CAP = 300.0  # [s] longest wait
+ERRORS_BEFORE_RECONNECT = 3
+SWITCH_CONFIRM_TIMEOUT = 5.0  # [s] to see a switched state read back
+MAX_PENDING_COMMANDS = 8
+
+
+@dataclass(frozen=True)
+class SamplerPolicy:
+    period: float  # [s] sample_period
+    keep_alive: bool
+    current_calibration: float = 1.0
+    read_timeout: float = 15.0  # [s] one complete read (all requests of a sample)
+    backoff_start: float = BACKOFF_START
+    backoff_cap: float = BACKOFF_CAP
+
+
+class DeviceSampler:
+    """Drives one device's driver and reports samples and errors into its :class:`DeviceStatus`."""
+
+    def __init__(self, driver: Driver, status: DeviceStatus, policy: SamplerPolicy, *,
+                 on_sample: SampleCallback, log: logging.LoggerAdapter[logging.Logger],
+                 connect_lock: asyncio.Lock, read_lock: asyncio.Lock | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.driver = driver
+        self.status = status
+        self.policy = policy
+        self.on_sample = on_sample
+        self.log = log
+        self.connect_lock = connect_lock
+        self.read_lock = read_lock
+        self.clock = clock
+        self.commands: deque[tuple[str, bool]] = deque()
+        self.wakeup = asyncio.Event()
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._connect_task: asyncio.Task[None] | None = None
+        self._last_error_logged: str | None = None
+        self._unavailable_logged = False
+
+    # --- commands ---
+    def request_switch(self, name: str, on: bool) -> bool:
+        """Queue a switch command (run between two reads). False if refused."""
+        if name not in self.status.switches:
+            self.log.warning("switch command for %r refused: this device has no such switch", name)
+            return False
+        if len(self.commands) >= MAX_PENDING_COMMANDS:
+            self.log.warning("switch command for %r dropped: %d commands already pending", name, len(self.commands))
+            return False
+        self.commands.append((name, on))
+        self.wakeup.set()
+        return True
+
+    # --- loop ---
+    async def run(self, stop: asyncio.Event) -> None:
+        next_at = self.clock()
+        while not stop.is_set():
+            try:
+                await self.cycle()
+            except Exception:  # a bug must not end sampling of this device
+                self.log.exception("unexpected error while sampling")
+            next_at = max(next_at + self.policy.period, self.clock())
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_at - self.clock())):
+                    await self._wait_stop_or_wakeup(stop)
+        await self.close()
+
+    async def _wait_stop_or_wakeup(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def close(self) -> None:
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connect_task
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self.driver.disconnect()
+
+    async def cycle(self) -> Sample | None:
+        """One attempt: commands, then a read. Returns the sample, or None."""
+        if not self.driver.is_connected:
+            if self.policy.keep_alive:
+                self._start_connect()
+                return None
+            if not await self._connect():
+                return None
+        try:
+            await self._run_commands()
+            sample = await self._read()
+        finally:
+            if not self.policy.keep_alive:
+                await self.driver.disconnect()
+        return sample
+
+    # --- connecting ---
+    def _start_connect(self) -> None:
+        idle = self._connect_task is None or self._connect_task.done()
+        if idle and self.clock() >= self._retry_at:
+            self._connect_task = asyncio.get_running_loop().create_task(
+                self._connect_then_wake(), name=f"connect-{self.status.alias}")
+
+    async def _connect_then_wake(self) -> None:
+        if await self._connect():
+            self.wakeup.set()
+
+    async def _connect(self) -> bool:
+        if self.clock() < self._retry_at:
+            return False
+        try:
+            async with self.connect_lock:
+                await self.driver.connect()
+        except DeviceNotFoundError as exc:
+            self._back_off(f"not found: {exc.reason}")
+            return False
+        except BluetoothUnavailableError as exc:
+            if not self._unavailable_logged:
+                self.log.error(  # noqa: TRY400  (one clear line; the traceback would not help the user)
+"Bluetooth is not available (%s). Check that the host has a Bluetooth "
+                               "adapter, that BlueZ runs, and that the add-on may use D-Bus.", exc)
+                self._unavailable_logged = True
+            self._back_off(f"Bluetooth unavailable: {exc}", quiet=True)
+            return False
+        except BmsAuthError as exc:
+            self._back_off(f"authentication failed: {exc}")
+            return False
+        except (BmsError, BleakError, OSError, TimeoutError, EOFError) as exc:
+            self._back_off(f"connect failed: {exc}")
+            return False
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._unavailable_logged = False
+        self.status.rssi = self.driver.rssi
+        self.status.device_info = self.status.device_info.merged(self.driver.device_info)
+        self.log.info("connected")
+        return True
+
+    def _back_off(self, message: str, *, quiet: bool = False) -> None:
+        self._backoff = min(self.policy.backoff_cap, max(self.policy.backoff_start, self._backoff * 2))
+        self._retry_at = self.clock() + self._backoff
+        self.status.record_error(message)
+        if not quiet:
+            self.log.warning("%s; retry in %.0f s", message, self._backoff)
+
+    # --- reading ---
+    async def _read(self) -> Sample | None:
+        try:
+            async with self._read_slot(), asyncio.timeout(self.policy.read_timeout):
+                reading = await self.driver.read()
+        except (BmsError, BleakError, OSError, TimeoutError, EOFError) as exc:
+            msg = str(exc) or type(exc).__name__
+            if isinstance(exc, TimeoutError) and not isinstance(exc, BmsError):
+                msg = f"read took longer than {self.policy.read_timeout:g} s"
+            self.status.record_error(msg)
+            if msg != self._last_error_logged:
+                self.log.warning("read failed: %s", msg)
+                self._last_error_logged = msg
+            if self.status.consecutive_errors >= ERRORS_BEFORE_RECONNECT and self.driver.is_connected:
+                self.log.info("%d reads failed in a row; reconnecting", self.status.consecutive_errors)
+                await self.driver.disconnect()
+            return None
+        now_wall, now_mono = time.time(), self.clock()
+        sample = Sample.build(reading, timestamp=now_wall, mono=now_mono)
+        sample = sample.scaled_current(self.policy.current_calibration)
+        if self._last_error_logged is not None:
+            self.log.info("reading again after: %s", self._last_error_logged)
+            self._last_error_logged = None
+        self.status.record_sample(sample)
+        self.status.device_info = self.status.device_info.merged(self.driver.device_info)
+        self.status.rssi = self.driver.rssi
+        await self.on_sample(self.status, sample)
+        return sample
+
+    @contextlib.asynccontextmanager
+    async def _read_slot(self) -> AsyncIterator[None]:
+        if self.read_lock is None:
+            yield
+        else:
+            async with self.read_lock:
+                yield
+
+    async def _run_commands(self) -> None:
+        while self.commands:
+            name, on = self.commands.popleft()
+            word = "on" if on else "off"
+            try:
+                async with self._read_slot(), asyncio.timeout(self.policy.read_timeout):
+                    await self.driver.set_switch(name, on)
+            except (BmsError, BleakError, OSError, TimeoutError, EOFError) as exc:
+                self.log.warning("switch %s %s failed: %s", name, word, exc or type(exc).__name__)
+                continue
+            deadline = self.clock() + SWITCH_CONFIRM_TIMEOUT
+            while True:
+                sample = await self._read()
+                state = sample.switches.get(name) if sample and sample.switches else None
+                if state is on:
+                    self.log.info("switch %s is %s (confirmed by the device)", name, word)
+                    break
+                if self.clock() >= deadline:
+                    reported = "nothing" if state is None else ("on" if state else "off")
+                    self.log.warning("switch %s %s not confirmed within %.0f s; the device reports %s", name,
+                                     word, SWITCH_CONFIRM_TIMEOUT, reported)
+                    break
+                await asyncio.sleep(0.2)
