@@ -93,7 +93,7 @@ def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = N
         print(f"hex: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        result = decode_chunks(types[type_name], chunks)
+        result = decode_chunks(types[type_name], chunks, {"key": key} if key else {})
     except ValueError as exc:
         print(f"--type: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bmslib.errors import FrameError
@@ -14,8 +14,11 @@ from bmslib.registry import DeviceType
 _SKIP = ("timestamp", "mono")
 
 
-def decode_chunks(device_type: DeviceType, chunks: Sequence[bytes]) -> dict[str, Any]:
+def decode_chunks(device_type: DeviceType, chunks: Sequence[bytes],
+                  options: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Feed ``chunks`` in order; return the merged sample fields, device info and frame statistics."""
+    if device_type.decoder is not None:
+        return device_type.decoder(chunks, options or {})
     if device_type.codec is None:
         raise ValueError(f"type {device_type.name!r} has no frame protocol to decode")
     codec = device_type.codec()

@@ -5,8 +5,9 @@ Adding a BMS type means adding one :class:`DeviceType` to :func:`device_types`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bmslib.config import TypeInfo
 from bmslib.drivers.base import Driver
@@ -33,6 +34,9 @@ class DeviceType:
     accepts_key: bool = False
     in_demo: bool = True  # one simulated device of this type in --demo
     radio: bool = True  # False: no Bluetooth at all (dummy)
+    #: `decode` for types whose input is not notification chunks (e.g. advertisements):
+    #: (hex inputs as bytes, options such as {"key": ...}) -> the JSON-ready result
+    decoder: Callable[[Sequence[bytes], Mapping[str, str]], dict[str, Any]] | None = None
 
     def info(self) -> TypeInfo:
         return TypeInfo(name=self.name, switches=self.switches, accepts_pin=self.accepts_pin,

@@ -185,14 +185,17 @@ class BleTransport:
         char = self.characteristic(uuid, "notify")
         await self._gatt(client.start_notify(char, lambda _c, data: self._on_raw(uuid, data)))
 
-    async def write(self, uuid: str, data: bytes, *, response: bool | None = None) -> None:
-        """Write; ``response=None`` uses write-without-response when the characteristic offers it."""
+    async def write(self, uuid: str, data: bytes, *, response: bool | None = None, secret: bool = False) -> None:
+        """Write; ``response=None`` uses write-without-response when the characteristic offers it.
+
+        ``secret``: the bytes carry a credential (PIN, password) and are never logged, not even with debug.
+        """
         client = self._require()
         char = self.characteristic(uuid, "write")
         if response is None:
             response = "write-without-response" not in char.properties
         if self.debug:
-            self.log.debug("TX %s", data.hex())
+            self.log.debug("TX %s", f"<{len(data)} bytes with a credential, not shown>" if secret else data.hex())
         await self._gatt(client.write_gatt_char(char, data, response=response))
 
     async def read(self, uuid: str) -> bytes:
@@ -208,7 +211,7 @@ class BleTransport:
             raise
 
     async def request(self, uuid: str, data: bytes, match: FrameMatch, timeout: float, *,
-                      response: bool | None = None) -> bytes:
+                      response: bool | None = None, secret: bool = False) -> bytes:
         """Write ``data`` and return the first frame satisfying ``match``.
 
         Raises BmsTimeoutError after ``timeout`` and BmsDisconnectedError at once if the link drops.
@@ -216,7 +219,7 @@ class BleTransport:
         async with self._lock:
             future = self.expect(match)
             try:
-                await self.write(uuid, data, response=response)
+                await self.write(uuid, data, response=response, secret=secret)
                 return await self.wait(future, timeout)
             finally:
                 self.cancel(future)

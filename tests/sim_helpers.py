@@ -1,0 +1,52 @@
+"""Building blocks for tests that run drivers against emulators on the simulated radio.
+
+Nothing here replaces project code: drivers, the transport, bleak and the emulators are the real ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from bmslib.ble.backend import BleBackend
+from bmslib.config import DeviceConfig
+from bmslib.drivers.base import Driver
+from bmslib.registry import device_types
+from bmslib.sim.battery import BatteryModel
+from bmslib.sim.emulator import Emulator, Faults
+from bmslib.sim.radio import SimRadio, sim_address
+
+
+def device_config(type_name: str, address: str = "sim:dev1", alias: str = "dev1", **kw: Any) -> DeviceConfig:
+    """A DeviceConfig as the loader would build it (defaults for everything not given)."""
+    fields: dict[str, Any] = {
+        "address": address, "type": type_name, "alias": alias, "pin": None, "key": None, "adapter": None,
+        "debug": True, "current_calibration": 1.0, "algorithm": None, "keep_alive": None, "members": (),
+        "index": 0,
+    }
+    fields.update(kw)
+    return DeviceConfig(**fields)
+
+
+def backend_of(radio: SimRadio) -> BleBackend:
+    return BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
+
+
+def add_emulator(radio: SimRadio, emulator_cls: type[Emulator], sim_id: str = "dev1", *, seed: int = 1,
+                 battery: BatteryModel | None = None, faults: Faults | None = None, **kw: Any) -> Emulator:
+    """Put an emulator on the radio under ``sim:<sim_id>`` (extra keyword arguments go to its constructor)."""
+    rng = random.Random(seed)
+    em = emulator_cls(address=sim_address(sim_id), name=kw.pop("name", f"SIM-{sim_id}"),
+                      battery=battery or BatteryModel(rng=rng), faults=faults, rng=rng, **kw)
+    radio.add(em, sim_id=sim_id)
+    return em
+
+
+def make_driver(type_name: str, radio: SimRadio, emulator: Emulator | None, **cfg: Any) -> Driver:
+    """The registry's driver for ``type_name``, talking to ``emulator`` through bleak and the sim radio."""
+    dtype = device_types()[type_name]
+    config = device_config(type_name, **cfg)
+    log = logging.LoggerAdapter(logging.getLogger(f"test.{type_name}"), {})
+    address = emulator.address if emulator is not None else config.address
+    return dtype.driver(config, address=address, backend=backend_of(radio), log=log)
