@@ -352,6 +352,8 @@ def _parse_json(text: str, path: Path) -> object:
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise ConfigError([f"{path}: {where}: invalid JSON: {exc.msg}"]) from None
+    except (ValueError, RecursionError) as exc:  # a number too long to convert; nesting too deep
+        raise ConfigError([f"{path}: invalid JSON: {_first_line(exc)}"]) from None
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -364,10 +366,14 @@ class _StrictLoader(yaml.SafeLoader):
                 continue
             key = key_node.value
             if key in first_line:
-                problem = f"duplicate key {key!r} (first at line {first_line[key]})"
+                problem = f"duplicate key {_show(key)} (first at line {first_line[key]})"
                 raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
             first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def _parse_yaml(text: str, path: Path) -> object:
@@ -379,8 +385,8 @@ def _parse_yaml(text: str, path: Path) -> object:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         what = exc.problem or exc.context or "syntax error"
         raise ConfigError([f"{path}: {where}invalid YAML: {what}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: invalid YAML: {exc}"]) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise ConfigError([f"{path}: invalid YAML: {_first_line(exc)}"]) from None
     finally:
         loader.dispose()
 
@@ -552,6 +558,8 @@ def _show(value: object, *, secret: bool = False) -> str:
         return "true" if value else "false"
     if secret or isinstance(value, Mapping | list | tuple | set):
         return _type_word(value)
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "a very large number"
     if isinstance(value, datetime.date):
         return value.isoformat()
     text = repr(value)
@@ -575,9 +583,13 @@ def _to_int(raw: object, opt: Option) -> tuple[object, str | None]:
 def _to_float(raw: object, opt: Option) -> tuple[object, str | None]:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return None, f"expected a number, got {_show(raw, secret=opt.secret)}"
-    if not math.isfinite(raw):
+    try:
+        value = float(raw)
+    except OverflowError:  # an int beyond the float range
+        value = math.inf
+    if not math.isfinite(value):
         return None, f"expected a finite number, got {_show(raw, secret=opt.secret)}"
-    return float(raw), None
+    return value, None
 
 
 def _to_str(raw: object, opt: Option) -> tuple[object, str | None]:
@@ -604,12 +616,12 @@ def _range_problem(opt: Option, value: float, raw: object) -> str | None:
     lo, hi = opt.minimum, opt.maximum
     if lo is not None and hi is not None:
         if not lo <= value <= hi:
-            return f"must be {lo:g}..{hi:g}, got {raw!r}"
+            return f"must be {lo:g}..{hi:g}, got {_show(raw)}"
         return None
     if lo is not None and (value <= lo if opt.exclusive_minimum else value < lo):
-        return f"must be {'>' if opt.exclusive_minimum else '>='} {lo:g}, got {raw!r}"
+        return f"must be {'>' if opt.exclusive_minimum else '>='} {lo:g}, got {_show(raw)}"
     if hi is not None and value > hi:
-        return f"must be <= {hi:g}, got {raw!r}"
+        return f"must be <= {hi:g}, got {_show(raw)}"
     return None
 
 
@@ -622,6 +634,7 @@ _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}
 _SIM_ID = re.compile(r"[A-Za-z0-9_-]+")
 _ADAPTER = re.compile(r"hci[0-9]+")
 _HEX_KEY = re.compile(r"[0-9A-Fa-f]{32}")
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 def _normal_mac(text: str) -> str | None:
@@ -649,25 +662,25 @@ def _topic_level_problem(text: str) -> str | None:
 def _split_host_port(text: str) -> tuple[str, int | None, str | None]:
     """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port, problem)."""
     if "://" in text:
-        return "", None, f"{text!r} is a URL; give a host name or address, optionally with :port"
+        return "", None, f"{_show(text)} is a URL; give a host name or address, optionally with :port"
     port_text: str | None = None
     if text.startswith("["):
         m = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", text)
         if m is None:
-            return "", None, f"{text!r} is not a valid address; write IPv6 as [addr] or [addr]:port"
+            return "", None, f"{_show(text)} is not a valid address; write IPv6 as [addr] or [addr]:port"
         host, port_text = m[1], m[2]
     elif text.count(":") == 1:
         host, port_text = text.split(":")
     else:
         host = text  # a name, an IPv4 address, or an IPv6 address without a port
     if not host:
-        return "", None, f"{text!r} has no host"
+        return "", None, f"{_show(text)} has no host"
     if any(c.isspace() or c in "/[]" for c in host):
-        return "", None, f"{text!r} is not a host name or address"
+        return "", None, f"{_show(text)} is not a host name or address"
     if port_text is None:
         return host, None, None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        return "", None, f"{text!r} has an invalid port (1..65535)"
+    if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
+        return "", None, f"{_show(text)} has an invalid port (1..65535)"
     return host, int(port_text), None
 
 
@@ -788,7 +801,7 @@ class _DeviceParser:
         if "address" in entry and (raw_address is None or isinstance(raw_address, str)):
             stripped = (raw_address or "").strip()
             if not stripped or stripped.startswith("#"):
-                why = "the address is empty" if not stripped else f"the address {stripped!r} starts with '#'"
+                why = f"the address {_show(stripped)} starts with '#'" if stripped else "the address is empty"
                 self._report.warnings.append(f"{path}: skipped, {why}")
                 if isinstance(alias := entry.get("alias"), str) and alias.strip():
                     self._skipped[alias.strip().casefold()] = index
@@ -822,7 +835,7 @@ class _DeviceParser:
         name = self._known.get(text.casefold())
         if name is None:
             known = ", ".join(sorted(set(self._types) | set(GROUP_TYPES)))
-            sec.problem("type", f"{text!r} is not a known type ({known})")
+            sec.problem("type", f"{_show(text)} is not a known type ({known})")
         return name
 
     def _address(self, sec: _Section, text: str, type_name: str | None) -> str | None:
@@ -831,7 +844,7 @@ class _DeviceParser:
         if text[:4].lower() == "sim:":
             if _SIM_ID.fullmatch(text[4:]):
                 return "sim:" + text[4:]
-            sec.problem("address", f"{text!r} is not a valid simulator address "
+            sec.problem("address", f"{_show(text)} is not a valid simulator address "
                                    "(sim:<id>, the id of letters, digits, '_' and '-')")
             return None
         if type_name == "dummy":
@@ -841,7 +854,7 @@ class _DeviceParser:
         if _UUID.fullmatch(text):
             return text.upper()
         if _looks_like_mac(text):
-            sec.problem("address", f"{text!r} is not a valid MAC address")
+            sec.problem("address", f"{_show(text)} is not a valid MAC address")
             return None
         return text  # a BLE advertised name, resolved at start
 
@@ -853,7 +866,8 @@ class _DeviceParser:
             return text
         if (mac := _normal_mac(text)) is not None:
             return mac
-        sec.problem("adapter", f"{text!r} is not a Bluetooth adapter (hci0, hci1, ... or its MAC address)")
+        sec.problem("adapter",
+                    f"{_show(text)} is not a Bluetooth adapter (hci0, hci1, ... or its MAC address)")
         return None
 
     def _alias(self, sec: _Section, draft: _Draft, address: str | None) -> str | None:
@@ -864,7 +878,7 @@ class _DeviceParser:
         alias = sec.opt_text("alias")
         if alias is not None:
             if (problem := _topic_level_problem(alias)) is not None:
-                sec.problem("alias", f"{alias!r} {problem}")
+                sec.problem("alias", f"{_show(alias)} {problem}")
                 return None
             return alias
         if raw is not None:  # present but of the wrong type: reported
@@ -881,7 +895,7 @@ class _DeviceParser:
         else:
             alias = address
         if (problem := _topic_level_problem(alias)) is not None:
-            sec.problem("alias", f"the default {alias!r} (from the address) {problem}; set an alias")
+            sec.problem("alias", f"the default {_show(alias)} (from the address) {problem}; set an alias")
             return None
         return alias
 
@@ -891,11 +905,11 @@ class _DeviceParser:
         accepts_key = info is not None and info.accepts_key
         known_type = draft.type is not None
         if draft.pin is not None and known_type and not accepts_pin:
-            sec.warn("pin", f"type {draft.type!r} does not use a PIN; ignored")
+            sec.warn("pin", f"type {_show(draft.type)} does not use a PIN; ignored")
             draft.pin = None
         if draft.key is not None:
             if known_type and not accepts_key:
-                sec.problem("key", f"type {draft.type!r} does not use a key "
+                sec.problem("key", f"type {_show(draft.type)} does not use a key "
                                    "(only Victron Instant Readout does)")
             elif not _HEX_KEY.fullmatch(draft.key.strip()):
                 sec.problem("key", "must be 32 hex digits")
@@ -910,11 +924,11 @@ class _DeviceParser:
             if d.alias is not None:
                 first = aliases.setdefault(d.alias.casefold(), d.index)
                 if first != d.index:
-                    d.section.problem("alias", f"{d.alias!r} is already used by devices[{first}]")
+                    d.section.problem("alias", f"{_show(d.alias)} is already used by devices[{first}]")
             if d.address and not d.is_group and d.type not in (None, "dummy"):
                 first = addresses.setdefault(d.address.casefold(), d.index)
                 if first != d.index:
-                    d.section.problem("address", f"{d.address!r} is already used by devices[{first}]")
+                    d.section.problem("address", f"{_show(d.address)} is already used by devices[{first}]")
 
     def _resolve_groups(self, drafts: list[_Draft]) -> None:
         by_alias = {d.alias.casefold(): d for d in reversed(drafts) if d.alias is not None}
@@ -932,16 +946,17 @@ class _DeviceParser:
                 problem = None
                 if target is None:
                     skipped = self._skipped.get(ref.casefold())
-                    problem = (f"group member {ref!r} is not a configured device {listing}" if skipped is None
-                               else f"group member {ref!r} is skipped (devices[{skipped}])")
+                    problem = (f"group member {_show(ref)} is not a configured device {listing}"
+                               if skipped is None
+                               else f"group member {_show(ref)} is skipped (devices[{skipped}])")
                 elif target is group:
-                    problem = f"group {group.alias or ref!r} cannot contain itself"
+                    problem = f"group {_show(group.alias or ref)} cannot contain itself"
                 elif target.is_group:
-                    problem = f"group member {ref!r} is a group; groups cannot contain groups"
+                    problem = f"group member {_show(ref)} is a group; groups cannot contain groups"
                 elif target.index in members:
-                    problem = f"group member {ref!r} is listed twice"
+                    problem = f"group member {_show(ref)} is listed twice"
                 elif (other := group_of.get(target.index)) is not None:
-                    problem = (f"group member {ref!r} is already in group {other.alias!r} "
+                    problem = (f"group member {_show(ref)} is already in group {_show(other.alias)} "
                                f"(devices[{other.index}])")
                 if problem is not None:
                     group.section.problem("address", problem)
@@ -960,13 +975,14 @@ class _DeviceParser:
             lacking = [by_index[m] for m in draft.members if "charge" not in self._switches(by_index[m].type)]
             if lacking:
                 names = ", ".join(d.alias or "" for d in lacking)
-                sec.problem("algorithm", f"needs a device with a charge switch; group {draft.alias!r} "
+                sec.problem("algorithm", f"needs a device with a charge switch; group {_show(draft.alias)} "
                                          f"has members without one ({names})")
                 return
             if not draft.members:
                 return
         elif "charge" not in self._switches(draft.type):
-            sec.problem("algorithm", f"needs a device with a charge switch; type {draft.type!r} has none")
+            sec.problem("algorithm",
+                        f"needs a device with a charge switch; type {_show(draft.type)} has none")
             return
         if (problem := self._validate_algorithm(draft.algorithm)) is not None:
             sec.problem("algorithm", problem)
@@ -985,10 +1001,10 @@ def _parse_mqtt(top: _Section, env: Mapping[str, str]) -> MqttConfig | None:
     ca_cert = top.opt_text("mqtt_ca_cert")
     prefix = top.text("mqtt_discovery_prefix")
     if (problem := _topic_level_problem(prefix)) is not None:
-        top.problem("mqtt_discovery_prefix", f"{prefix!r} {problem}")
+        top.problem("mqtt_discovery_prefix", f"{_show(prefix)} {problem}")
     if ca_cert is not None:
-        if not Path(ca_cert).is_file():
-            top.problem("mqtt_ca_cert", f"file {ca_cert!r} does not exist")
+        if not _readable_file(ca_cert):
+            top.problem("mqtt_ca_cert", f"file {_show(ca_cert)} does not exist")
         elif not tls:
             top.warn("mqtt_ca_cert", "not used, because mqtt_tls is false")
 
@@ -1011,14 +1027,21 @@ def _parse_mqtt(top: _Section, env: Mapping[str, str]) -> MqttConfig | None:
                       ca_cert=ca_cert, discovery_prefix=prefix)
 
 
+def _readable_file(name: str) -> bool:
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
+
+
 def _env_port(top: _Section, env: Mapping[str, str]) -> int | None:
     text = top.env_value("mqtt_port", env)
     if text is None:
         return None
-    if text.isdigit() and 1 <= int(text) <= 65535:
+    if _PORT.fullmatch(text) and 1 <= int(text) <= 65535:
         return int(text)
     top.problem("mqtt_port", f"from the environment ({top.option('mqtt_port').env}): "
-                             f"expected an integer 1..65535, got {text!r}")
+                             f"expected an integer 1..65535, got {_show(text)}")
     return None
 
 
@@ -1043,7 +1066,7 @@ def _parse_influxdb(top: _Section) -> InfluxConfig | None:
             top.problem("influxdb_host", "set either influxdb_url or influxdb_host, not both")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            top.problem("influxdb_url", f"{url!r} is not an http:// or https:// URL")
+            top.problem("influxdb_url", f"{_show(url)} is not an http:// or https:// URL")
         for name in ("influxdb_port", "influxdb_ssl"):
             if top.is_set(name):
                 top.warn(name, "ignored, because influxdb_url is set")
