@@ -455,7 +455,7 @@ class _Section:
         for key in self._data:
             if key in self._table:
                 continue
-            shown = key if isinstance(key, str) else repr(key)
+            shown = key if isinstance(key, str) and key.isprintable() else _show(key)
             close = difflib.get_close_matches(key, list(self._table), n=1) if isinstance(key, str) else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
             self._report.warnings.append(f"{self._prefix}{shown}: unknown option, ignored{hint}")
@@ -714,11 +714,9 @@ def parse_config(
     top.check_unknown_keys()
     devices = _DeviceParser(top, types, validate_algorithm, report).parse()
     mqtt = _parse_mqtt(top, env)
-    influxdb = _parse_influxdb(top)
-    config = AppConfig(
+    config = AppConfig(  # arguments in the table's order, so that problems come in that order too
         devices=devices,
         mqtt=mqtt,
-        influxdb=influxdb,
         concurrent_sampling=top.flag("concurrent_sampling"),
         keep_alive=top.flag("keep_alive"),
         sample_period=top.number("sample_period"),
@@ -728,6 +726,7 @@ def parse_config(
         watchdog=top.flag("watchdog"),
         bt_power_cycle=top.flag("bt_power_cycle"),
         verbose_log=top.flag("verbose_log"),
+        influxdb=_parse_influxdb(top),
         source=source,
         warnings=(),
     )

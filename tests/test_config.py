@@ -311,14 +311,16 @@ def test_bad_config_is_reported_in_one_exact_line(case: tuple[Any, ...]) -> None
 
 def test_every_problem_is_reported_at_once() -> None:
     data = devices(dev(MAC1, "jkk"), dev("AA:BB:CC:DD:EE", alias="x"), dev(MAC2, alias="x"),
+                   influxdb_host="h", influxdb_database="d", influxdb_port=0,
                    sample_period="fast", publish_period=0, mqtt_port=0)
-    assert problems(data) == [
+    assert problems(data) == [  # in the order of the option table
         f"devices[0].type: 'jkk' is not a known type ({KNOWN})",
         "devices[1].address: 'AA:BB:CC:DD:EE' is not a valid MAC address",
         "devices[2].alias: 'x' is already used by devices[1]",
         "mqtt_port: must be 1..65535, got 0",
         "sample_period: expected a number, got 'fast'",
         "publish_period: must be > 0, got 0",
+        "influxdb_port: must be 1..65535, got 0",
     ]
 
 
@@ -366,7 +368,8 @@ def test_unknown_keys_warn_with_the_closest_known_key() -> None:
 
 def test_non_text_keys_are_unknown() -> None:
     assert parse({1: "x", None: "y"}).warnings == ("1: unknown option, ignored", "None: unknown option, ignored")
-    assert parse({True: "z"}).warnings == ("True: unknown option, ignored",)  # YAML 1.1 reads the key 'on' so
+    assert parse({"a\nb": 1}).warnings == ("'a\\nb': unknown option, ignored",)
+    assert parse({True: "z"}).warnings == ("true: unknown option, ignored",)  # YAML 1.1 reads the key on: so
 
 
 @pytest.mark.parametrize(("data", "warning"), [
@@ -865,5 +868,6 @@ def test_fuzz_parse_never_fails_otherwise(data: object, env: dict[str, str]) -> 
         assert all(isinstance(p, str) and "\n" not in p for p in lines)
         return
     assert isinstance(config, AppConfig)
+    assert all("\n" not in w for w in config.warnings)
     aliases = [d.alias.casefold() for d in config.devices]
     assert len(aliases) == len(set(aliases)) and all(aliases)
