@@ -329,7 +329,7 @@ def test_command_builders_match_the_captured_commands(case: dict[str, Any]) -> N
 
 
 def test_switch_commands_per_layout() -> None:
-    assert jk.switch_command("charge", True).hex() == "aa5590eb1d040100000000000000000000000000"[:38] + "9c"
+    assert jk.switch_command("charge", True).hex() == "aa5590eb" "1d04" "01000000000000000000000000" "9c"
     assert jk.switch_command("discharge", False)[4:10] == bytes((0x1E, 4, 0, 0, 0, 0))
     codec = JkCodec(Layout.JK04)
     assert codec.switch_command("balance", False)[4:7] == bytes((0x6C, 1, 0))
@@ -342,8 +342,9 @@ def test_switch_commands_per_layout() -> None:
 def test_parse_command_refuses_malformed_writes() -> None:
     good = jk.REQUEST_CELL_INFO
     assert jk.parse_command(good) == jk.Command(0x96, b"")
-    for bad in (b"", good[:-1], good[:-1] + b"\x00", b"\x55" + good[1:], good[:5] + b"\x0e" + good[6:-1]
-                + bytes(((good[-1] + 0x0E - good[5]) & 0xFF,))):
+    too_long_value = jk_framing.HOST_HEADER + bytes((0x96, 14)) + bytes(13)
+    too_long_value += bytes((sum(too_long_value) & 0xFF,))
+    for bad in (b"", good[:-1], good[:-1] + b"\x00", b"\x55" + good[1:], good + b"\x00", too_long_value):
         assert jk.parse_command(bad) is None
 
 
