@@ -8,20 +8,21 @@ F7, F8, FA (settings, layout unknown); C4 -> F9 (not every BMS answers it).
 :class:`SokCodec` collects the replies of the current request into one :class:`Reading`
 (``decode`` returns the set's reading so far) and says when the set is complete. Wire current is
 positive while charging; the table's negative scale gives the model's discharge-positive sign.
-No write commands (FETs, balancer) are documented: the FET states are read-only.
+No write commands (FETs, balancer) are documented: the FET states are read-only. The device side
+(emulator encoders) is in :mod:`bmslib.protocol.sok_device`.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading, merge_readings
 from bmslib.protocol.base import AdvertisementMatcher, FrameAssembler
 from bmslib.protocol.crc import crc8_maxim
-from bmslib.protocol.fields import Field, FieldTable, Number, bits_to_names, decode_array, encode_array
+from bmslib.protocol.fields import Field, FieldTable, bits_to_names, decode_array
 
 ADVERTISED_SERVICE_UUID = "0000fff0-0000-1000-8000-00805f9b34fb"  # in advertisements only
 SERVICE_UUID = "0000ffe0-0000-1000-8000-00805f9b34fb"
@@ -78,13 +79,6 @@ def request(command: int) -> bytes:
     """Host -> BMS request ``EE cmd 00 00 00 crc8``."""
     body = bytes((REQUEST_HEAD, command, 0, 0, 0))
     return body + bytes((crc8_maxim(body),))
-
-
-def parse_request(frame: bytes) -> int | None:
-    """Device side: the command of a well-formed host request, else None."""
-    if len(frame) != REQUEST_LEN or frame[0] != REQUEST_HEAD or crc8_maxim(frame[:-1]) != frame[-1]:
-        return None
-    return frame[1]
 
 
 def reply(kind: int, body: bytes = b"") -> bytes:
@@ -317,59 +311,6 @@ class SokCodec:
         if self._cells_done:
             self.cell_count = max(self.cell_count or 0, n)
             self._missing.discard(F_CELLS)
-
-
-# --- device side (emulator) -------------------------------------------------------------------
-
-
-def encode_status(values: Mapping[str, Number]) -> bytes:
-    """F0 from :data:`STATUS` values (``current`` in the model's sign)."""
-    body = bytearray(FRAME_LEN)
-    STATUS.encode(values, body)
-    return reply(F_STATUS, bytes(body[2:-1]))
-
-
-def encode_name(name: str) -> bytes:
-    return reply(F_NAME, name.encode("ascii")[:FRAME_LEN - 3])
-
-
-def encode_fets(charge_on: bool, discharge_on: bool, temperatures: Sequence[float]) -> bytes:
-    if len(temperatures) > MAX_TEMPS:
-        raise ValueError(f"at most {MAX_TEMPS} temperatures")
-    body = bytearray(FRAME_LEN)
-    FETS.encode({"charge_fet": charge_on, "discharge_fet": discharge_on, "temp_count": len(temperatures)},
-                body)
-    body[TEMP_OFFSET:TEMP_OFFSET + 2 * len(temperatures)] = encode_array(temperatures, "<h")
-    return reply(F_FETS, bytes(body[2:-1]))
-
-
-def encode_detail(values: Mapping[str, Number]) -> bytes:
-    """F3 from :data:`DETAIL` and :data:`DETAIL_BE` values."""
-    body = bytearray(FRAME_LEN)
-    DETAIL.encode(values, body)
-    DETAIL_BE.encode(values, body)
-    return reply(F_DETAIL, bytes(body[2:-1]))
-
-
-def encode_cells(cells: Sequence[float]) -> list[bytes]:
-    """F4 replies, four cells each (1-based index, mV, 0); the last one padded with empty slots."""
-    frames = []
-    for first in range(0, len(cells), CELLS_PER_FRAME):
-        values: dict[str, Number] = {}
-        for k, v in enumerate(cells[first:first + CELLS_PER_FRAME]):
-            values |= {f"index{k}": first + k + 1, f"cell{k}": v}
-        body = bytearray(FRAME_LEN)
-        CELLS.encode(values, body)
-        frames.append(reply(F_CELLS, bytes(body[2:-1])))
-    return frames
-
-
-def encode_protection(alarms: Sequence[str]) -> bytes:
-    rev = {name: k for k, name in PROTECTION_NAMES.items()}
-    flags = [0] * PROTECTION_FLAGS
-    for a in alarms:
-        flags[rev[a]] = 1
-    return reply(F_PROTECTION, bytes(flags))
 
 
 # --- advertisement -------------------------------------------------------------------------------

@@ -13,28 +13,21 @@ Some units (names ``libattU*``) send a wrong checksum. For those only, :class:`S
 can accept a frame whose checksum fails if its framing is exact and its content plausible.
 
 Newer Supervolt packs (``SX1*`` v3, ``SX60*`` Ultra) speak the JBD protocol: see
-:mod:`bmslib.protocol.jbd`, whose matchers claim those names.
+:mod:`bmslib.protocol.jbd`, whose matchers claim those names. The device side (emulator encoders)
+is in :mod:`bmslib.protocol.supervolt_device`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from bmslib.errors import FrameError
 from bmslib.model import Reading
 from bmslib.protocol.base import AdvertisementMatcher, FrameAssembler
 from bmslib.protocol.crc import sum8
-from bmslib.protocol.fields import (
-    Field,
-    FieldTable,
-    Number,
-    bits_to_names,
-    decode_array,
-    encode_array,
-    names_to_bits,
-)
+from bmslib.protocol.fields import Field, FieldTable, bits_to_names, decode_array
 
 # Nordic UART service (older units, GAP name "libatt...")
 SERVICE_UUID = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
@@ -161,18 +154,6 @@ def checksum_ok(frame: bytes) -> bool:
 def frame_command(frame: bytes) -> int:
     """The request command an assembled reply answers (``CMD_REALTIME`` or ``CMD_CAPACITY``)."""
     return int(frame[3:5], 16) & ~REPLY_BIT
-
-
-def parse_request(frame: bytes) -> int | None:
-    """Device side: the command of a well-formed host request, else None."""
-    try:
-        binary = unpack(frame)
-    except FrameError:
-        return None
-    command = binary[1]
-    if len(binary) != 6 or not checksum_ok(frame) or command not in REQUEST_VERSIONS:
-        return None
-    return command
 
 
 def plausibility_problem(frame: bytes) -> str | None:
@@ -349,48 +330,6 @@ class SupervoltCodec:
     def poll_requests(self) -> tuple[bytes, ...]:
         """Requests for one reading: the capacity request is skipped once a single-frame reply was seen."""
         return (REQUEST_REALTIME,) if self.single_frame else (REQUEST_REALTIME, REQUEST_CAPACITY)
-
-
-# --- device side (emulator) -------------------------------------------------------------------
-
-
-def split_current(current: float) -> dict[str, float]:
-    """Model current (+ = discharging) as the protocol's separate charge / discharge currents."""
-    return {"charge_current": max(0.0, -current), "discharge_current": max(0.0, current)}
-
-
-def working_state(*, charge_on: bool, discharge_on: bool, current: float = 0.0,
-                  alarms: Sequence[str] = ()) -> int:
-    """Working-state word for the emulator (FET and switch bits together, alarm bits by name)."""
-    state = names_to_bits(alarms, ALARM_BITS)
-    state |= CFET_ON | CFET_SWITCH_ON if charge_on else 0
-    state |= DFET_ON | DFET_SWITCH_ON if discharge_on else 0
-    return state | (STATE_CHARGING if current < 0 else STATE_DISCHARGING if current > 0 else 0)
-
-
-def encode_realtime(values: Mapping[str, Number], cells: Sequence[float], temperatures: Sequence[float],
-                    capacity: Mapping[str, Number] | None = None) -> bytes:
-    """Realtime reply from :data:`REALTIME` values, up to 16 cells [V] and 4 temperatures [°C].
-
-    With ``capacity`` (:data:`CAPACITY` values) the single-frame variant is produced.
-    """
-    if len(cells) > CELL_SLOTS or len(temperatures) > TEMP_SLOTS:
-        raise ValueError("at most 16 cells and 4 temperatures")
-    size = (LEN_REALTIME_SINGLE if capacity is not None else LEN_REALTIME) // 2 - 1  # binary incl. checksum
-    body = bytearray(size - 1)
-    REALTIME.encode(values, body)
-    body[CELL_OFFSET:CELL_OFFSET + 2 * len(cells)] = encode_array(cells, ">H", 0.001)
-    body[TEMP_OFFSET:TEMP_OFFSET + len(temperatures)] = encode_array(temperatures, ">B", 1, TEMP_ADD)
-    if capacity is not None:
-        CAPACITY.encode(capacity, body, SINGLE_FRAME_CAPACITY_BASE)
-    return encode_frame(CMD_REALTIME | REPLY_BIT, bytes(body[5:]))
-
-
-def encode_capacity(values: Mapping[str, Number]) -> bytes:
-    """Capacity reply from :data:`CAPACITY` values [Ah]."""
-    body = bytearray(LEN_CAPACITY // 2 - 2)
-    CAPACITY.encode(values, body, CAPACITY_BASE)
-    return encode_frame(CMD_CAPACITY | REPLY_BIT, bytes(body[5:]))
 
 
 # --- advertisement -------------------------------------------------------------------------------
