@@ -125,7 +125,7 @@ class App:
         keep_alive = cfg.keep_alive if cfg.keep_alive is not None else self.config.keep_alive
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=keep_alive or not dtype.radio,
                                current_calibration=cfg.current_calibration,
-                               read_timeout=max(5.0, 3 * driver.request_timeout))
+                               read_timeout=driver.read_timeout)
         sampler = DeviceSampler(driver, status, policy, on_sample=self._on_sample, log=log,
                                 connect_lock=self.connect_lock, read_lock=self.read_lock if dtype.radio else None)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler,

@@ -32,7 +32,7 @@ def decode_chunks(device_type: DeviceType, chunks: Sequence[bytes],
             except FrameError as exc:
                 errors.append(str(exc))
     return result_json(reading, frames=asm.frames, rejected=asm.dropped,
-                       errors=errors + ([str(asm.last_error)] if asm.last_error else []))
+                       errors=[str(e) for e in asm.recent_errors] + errors)
 
 
 def result_json(reading: Reading, *, frames: int, rejected: int, errors: list[str]) -> dict[str, Any]:

@@ -31,6 +31,11 @@ class Driver(ABC):
     #: seconds to wait for one reply
     request_timeout: ClassVar[float] = 5.0
 
+    @property
+    def read_timeout(self) -> float:
+        """Seconds one complete :meth:`read` may take (all its requests)."""
+        return 3 * self.request_timeout
+
     def __init__(self, config: DeviceConfig, *, address: str, backend: BleBackend, log: DeviceLog) -> None:
         self.config = config
         self.address = address

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +29,7 @@ class FrameAssembler(ABC):
         self.frames = 0  # frames accepted
         self.dropped = 0  # frames or junk runs rejected
         self.last_error: FrameError | None = None
+        self.recent_errors: deque[FrameError] = deque(maxlen=16)  # for diagnostics and `decode`
         self._buf = bytearray()
 
     @abstractmethod
@@ -46,6 +48,7 @@ class FrameAssembler(ABC):
     def _reject(self, reason: str, raw: bytes) -> None:
         self.dropped += 1
         self.last_error = FrameError(reason, raw)
+        self.recent_errors.append(self.last_error)
         _LOG.debug("dropped: %s", self.last_error)
 
     def _accept(self, frame: bytes) -> bytes:

@@ -1,0 +1,244 @@
+"""The application in-process: sampling isolation, availability, averaging, watchdog, switch commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from bmslib.app import App
+from bmslib.config import AppConfig, parse_config
+from bmslib.device import DeviceStatus
+from bmslib.drivers.jbd import JbdDriver
+from bmslib.model import Sample
+from bmslib.registry import DeviceType, device_types, type_infos
+from bmslib.sinks.base import Sink
+
+
+class FastJbd(JbdDriver):
+    """The real JBD driver with short timeouts, so a dead device costs test time in tenths of seconds."""
+
+    request_timeout = 0.3
+
+
+def fast_types() -> dict[str, DeviceType]:
+    types = device_types()
+    types["jbd"] = dataclasses.replace(types["jbd"], driver=FastJbd)
+    return types
+
+
+class RecordingSink(Sink):
+    """A sink that remembers what it was given (with the monotonic time it arrived)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, str, Sample]] = []
+        self.published: list[tuple[float, str, Sample]] = []
+        self.availability: list[tuple[str, bool]] = []
+        self.stopped = False
+
+    def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
+        self.samples.append((time.monotonic(), device.alias, sample))
+
+    def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
+        self.published.append((time.monotonic(), device.alias, sample))
+
+    def on_availability(self, device: DeviceStatus, available: bool) -> None:
+        self.availability.append((device.alias, available))
+
+    async def stop(self, timeout: float) -> None:
+        self.stopped = True
+
+    def times(self, alias: str) -> list[float]:
+        return [t for t, a, _ in self.samples if a == alias]
+
+
+def config(devices: list[dict[str, Any]], **options: Any) -> AppConfig:
+    data = {"devices": devices, "sample_period": 0.2, "publish_period": 0.2, **options}
+    return parse_config(data, source="test", env={}, types=type_infos(fast_types()))
+
+
+@contextlib.asynccontextmanager
+async def running(app: App):  # type: ignore[no-untyped-def]
+    task = asyncio.create_task(app.run())
+    try:
+        yield task
+    finally:
+        app.request_stop()
+        await asyncio.wait_for(task, 10)
+
+
+def max_gap(times: list[float]) -> float:
+    return max(b - a for a, b in zip(times, times[1:], strict=False))
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+async def test_dead_device_delays_a_healthy_one_by_at_most_its_timeout(concurrent: bool) -> None:
+    cfg = config([{"address": "sim:good", "type": "jbd", "alias": "good"},
+                  {"address": "sim:dead", "type": "jbd", "alias": "dead"}], concurrent_sampling=concurrent)
+    sink = RecordingSink()
+    app = App(cfg, types=fast_types(), sinks=[sink])
+    dead_timeout = app.devices["dead"].sampler.policy.read_timeout
+    assert app.radio is not None
+    dead = app.radio.by_sim_id("dead")
+    assert dead is not None
+    dead.faults.mute = True  # connects, never answers
+    async with running(app):
+        await asyncio.sleep(4.0)
+    good = sink.times("good")
+    assert len(good) >= 8
+    assert not sink.times("dead")
+    assert app.devices["dead"].status.errors >= 2
+    # serial: the healthy device waits for the dead one's read at most once per cycle
+    assert max_gap(good[2:]) <= 0.2 + (0 if concurrent else dead_timeout) + 0.25
+    if concurrent:
+        assert len(good) >= 15  # nearly every 0.2 s period
+
+
+async def test_device_not_found_backs_off_without_blocking_others() -> None:
+    cfg = config([{"address": "sim:good", "type": "jbd", "alias": "good"},
+                  {"address": "sim:gone", "type": "jbd", "alias": "gone"}])
+    sink = RecordingSink()
+    app = App(cfg, types=fast_types(), sinks=[sink])
+    assert app.radio is not None
+    gone = app.radio.by_sim_id("gone")
+    assert gone is not None
+    gone.faults.hidden = True
+    for rt in app.devices.values():
+        rt.driver.transport.scan_timeout = 0.5  # type: ignore[attr-defined]
+    async with running(app):
+        await asyncio.sleep(3.0)
+        status = app.devices["gone"].status
+        assert status.errors == 1  # one attempt, then backing off 5 s
+        assert "not found" in (status.last_error or "")
+        assert gone.requests == 0
+    good = sink.times("good")
+    assert len(good) >= 10 and max_gap(good[1:]) < 0.6
+
+
+async def test_device_goes_unavailable_after_expiry_and_back_with_the_next_sample() -> None:
+    cfg = config([{"address": "sim:b1", "type": "jbd", "alias": "b1"}], expire_values_after=1.0)
+    sink = RecordingSink()
+    app = App(cfg, types=fast_types(), sinks=[sink])
+    assert app.radio is not None
+    em = app.radio.by_sim_id("b1")
+    assert em is not None
+    async with running(app):
+        await asyncio.sleep(0.8)
+        assert sink.availability == [("b1", True)]
+        em.faults.mute = True
+        await asyncio.sleep(2.5)
+        assert sink.availability[-1] == ("b1", False)
+        assert not app.request_switch("b1", "charge", False)  # refused while offline
+        em.faults.mute = False
+        await asyncio.sleep(2.5)
+    assert sink.availability[-1] == ("b1", True)
+    assert sink.availability.count(("b1", False)) == 1
+
+
+async def test_publishes_average_voltage_current_power_and_resets_the_window() -> None:
+    cfg = config([{"address": "x", "type": "dummy", "alias": "d"}], sample_period=0.1, publish_period=0.5)
+    sink = RecordingSink()
+    app = App(cfg, sinks=[sink])
+    async with running(app):
+        await asyncio.sleep(2.2)
+    assert 3 <= len(sink.published) <= 6
+    assert len(sink.samples) >= 15
+    # each published value is the mean of the raw samples since the previous publish
+    raw = [(t, s) for t, _, s in sink.samples]
+    prev_t = -1.0
+    for t_pub, _, pub in sink.published[1:]:
+        window = [s for t, s in raw if prev_t < t <= t_pub] if prev_t >= 0 else None
+        if window:
+            mean_i = sum(s.current or 0 for s in window) / len(window)
+            assert pub.current == pytest.approx(mean_i, rel=1e-9, abs=1e-9)
+            assert pub.soc == window[-1].soc  # other fields: the latest value
+        prev_t = t_pub
+
+
+async def test_a_power_jump_publishes_at_once() -> None:
+    cfg = config([{"address": "x", "type": "dummy", "alias": "d"}], sample_period=0.1, publish_period=30)
+    sink = RecordingSink()
+    app = App(cfg, sinks=[sink])
+    battery = app.devices["d"].driver.battery()  # type: ignore[attr-defined]
+    battery.load = lambda t: 5.0
+    async with running(app):
+        await asyncio.sleep(0.6)
+        assert len(sink.published) == 1  # the first sample; next regular publish in 30 s
+        battery.load = lambda t: 60.0  # a load switches on
+        jump_at = time.monotonic()
+        await asyncio.sleep(0.5)
+    assert len(sink.published) == 2
+    t_pub, _, pub = sink.published[1]
+    assert t_pub - jump_at < 0.25  # with the first sample that saw the jump
+    # the published value is the window's mean, which the jump sample pulls well above the 5 A idle
+    assert pub.current is not None and pub.current > 10
+
+
+async def test_watchdog_exits_with_status_1_when_no_device_samples() -> None:
+    cfg = config([{"address": "sim:b1", "type": "jbd", "alias": "b1"}], watchdog=True)
+    app = App(cfg, types=fast_types(), sinks=[RecordingSink()], watchdog_timeout=1.5)
+    assert app.radio is not None
+    em = app.radio.by_sim_id("b1")
+    assert em is not None
+    em.faults.mute = True
+    start = time.monotonic()
+    code = await asyncio.wait_for(app.run(), 10)
+    assert code == 1
+    assert 1.5 <= time.monotonic() - start < 4
+
+
+async def test_watchdog_stays_quiet_while_samples_flow() -> None:
+    cfg = config([{"address": "x", "type": "dummy", "alias": "d"}], watchdog=True)
+    app = App(cfg, sinks=[RecordingSink()], watchdog_timeout=0.5)
+    async with running(app) as task:
+        await asyncio.sleep(1.5)
+        assert not task.done()
+    assert app.exit_code == 0
+
+
+async def test_switch_command_runs_between_reads_and_reads_back() -> None:
+    cfg = config([{"address": "sim:b1", "type": "jbd", "alias": "b1"}], publish_period=30)
+    sink = RecordingSink()
+    app = App(cfg, types=fast_types(), sinks=[sink])
+    assert app.radio is not None
+    em = app.radio.by_sim_id("b1")
+    assert em is not None
+    async with running(app):
+        await asyncio.sleep(0.6)
+        n = len(sink.published)
+        assert app.request_switch("b1", "discharge", False)
+        await asyncio.sleep(0.8)
+        assert em.battery.discharge_fet is False
+        assert len(sink.published) > n  # published at once, not after 30 s
+        latest = sink.published[-1][2]
+        assert latest.switches == {"charge": True, "discharge": False}  # what the device reports
+        assert not app.request_switch("b1", "balance", True)  # JBD has no balancer switch
+
+
+async def test_shutdown_stops_sinks_and_disconnects() -> None:
+    cfg = config([{"address": "sim:b1", "type": "jbd", "alias": "b1"}])
+    sink = RecordingSink()
+    app = App(cfg, types=fast_types(), sinks=[sink])
+    assert app.radio is not None
+    em = app.radio.by_sim_id("b1")
+    async with running(app):
+        await asyncio.sleep(0.5)
+        assert em is not None and em.link is not None
+    assert sink.stopped
+    assert em.link is None
+
+
+def test_secrets_are_not_in_the_config_repr() -> None:
+    cfg = config([{"address": "sim:b1", "type": "jbd", "alias": "b1", "pin": "987654"}],
+                 mqtt_broker="localhost", mqtt_password="hunter2-secret")
+    text = repr(cfg)
+    assert "987654" not in text and "hunter2-secret" not in text
+
+
