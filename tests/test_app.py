@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -75,7 +75,7 @@ async def running(app: App):  # type: ignore[no-untyped-def]
 
 
 def max_gap(times: list[float]) -> float:
-    return max(b - a for a, b in zip(times, times[1:], strict=False))
+    return max(b - a for a, b in itertools.pairwise(times))
 
 
 @pytest.mark.parametrize("concurrent", [False, True])
