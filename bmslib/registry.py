@@ -13,10 +13,14 @@ from bmslib.config import TypeInfo
 from bmslib.drivers.base import Driver
 from bmslib.drivers.dummy import DummyDriver
 from bmslib.drivers.jbd import JbdDriver
-from bmslib.protocol import jbd
+from bmslib.drivers.sok import SokDriver
+from bmslib.drivers.supervolt import SupervoltDriver
+from bmslib.protocol import jbd, sok, supervolt
 from bmslib.protocol.base import AdvertisementMatcher, Codec
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.jbd import JbdEmulator
+from bmslib.sim.sok import SokEmulator
+from bmslib.sim.supervolt import SupervoltEmulator
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ def device_types() -> dict[str, DeviceType]:
     types = (
         DeviceType("jbd", "JBD / Xiaoxiang / Overkill Smart BMS", JbdDriver, JbdDriver.switches,
                    codec=jbd.JbdCodec, emulator=JbdEmulator, matchers=jbd.MATCHERS),
+        DeviceType("supervolt", "Supervolt (ASCII protocol: libatt…, SV12V… packs) and other E&J Technology BMS",
+                   SupervoltDriver, SupervoltDriver.switches, codec=supervolt.SupervoltCodec,
+                   emulator=SupervoltEmulator, matchers=supervolt.MATCHERS),
+        DeviceType("sok", "SOK and other ABC-BMS batteries", SokDriver, SokDriver.switches, codec=sok.SokCodec,
+                   emulator=SokEmulator, matchers=sok.MATCHERS),
         DeviceType("dummy", "a simulated battery without any radio", DummyDriver, DummyDriver.switches,
                    radio=False),
     )

@@ -1,0 +1,105 @@
+"""Supervolt / E&J Technology ASCII driver: realtime and capacity requests; FET states read-only.
+
+The GATT layout is found on connect (Nordic UART first, then FF00). Newer Supervolt packs (names
+``SX1*``, ``SX60*``) speak the JBD protocol: this driver refuses them before connecting, with one
+clear error that names ``type: jbd``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from bmslib.drivers.base import BleDriver
+from bmslib.errors import BmsConnectError, BmsTimeoutError, UnsupportedError
+from bmslib.model import DeviceInfo, Reading, merge_readings
+from bmslib.protocol import supervolt
+
+LAYOUTS = (  # (notify, write), in the order they are tried
+    (supervolt.NOTIFY_UUID, supervolt.WRITE_UUID),
+    (supervolt.ALT_NOTIFY_UUID, supervolt.ALT_WRITE_UUID),
+)
+
+
+class SupervoltDriver(BleDriver):
+    service_uuid = supervolt.SERVICE_UUID
+    notify_uuid = supervolt.NOTIFY_UUID
+    write_uuid = supervolt.WRITE_UUID
+    switches: ClassVar[frozenset[str]] = frozenset()  # no write command is known: FET states are read-only
+    request_timeout: ClassVar[float] = 5.0
+
+    codec: supervolt.SupervoltCodec
+    _write = supervolt.WRITE_UUID  # of the layout found on connect
+    _assembler: supervolt.SupervoltAssembler | None = None
+    _answered = False  # the device has answered at least once
+    _wrong_type_logged = False
+    _silence_logged = False
+
+    def make_codec(self) -> supervolt.SupervoltCodec:
+        return supervolt.SupervoltCodec()
+
+    async def connect(self) -> None:
+        if self.transport.is_connected:
+            return
+        if self.transport.device is None:
+            self.transport.device = await self.transport.resolve()
+        name = self.transport.device.name
+        self._refuse_jbd_pack(name)
+        await self.transport.connect()
+        try:
+            notify, self._write = self._layout()
+            lenient = supervolt.checksum_unreliable(name)
+            if lenient and not self.codec.accept_plausible:
+                self.log.info("%s units send wrong checksums: such frames are accepted when plausible", name)
+            self.codec.accept_plausible = lenient
+            self._assembler = assembler = self.codec.assembler()
+            await self.transport.subscribe(notify, assembler)
+        except BaseException:
+            await self.transport.disconnect()
+            raise
+        if name:
+            self.device_info = self.device_info.merged(DeviceInfo(name=name))
+
+    def _refuse_jbd_pack(self, name: str | None) -> None:
+        if not supervolt.speaks_jbd(name):
+            return
+        message = (f"{name} is a newer Supervolt pack (v3 / Ultra) that speaks the JBD protocol: "
+                   "set `type: jbd` for this device")
+        if not self._wrong_type_logged:
+            self.log.error("%s", message)
+            self._wrong_type_logged = True
+        raise UnsupportedError(message)
+
+    def _layout(self) -> tuple[str, str]:
+        for notify, write in LAYOUTS:
+            try:
+                self.transport.characteristic(notify, "notify")
+                self.transport.characteristic(write, "write")
+            except BmsConnectError:
+                continue
+            return notify, write
+        raise BmsConnectError(self.address, "neither the Nordic UART nor the FF00 service of a Supervolt BMS "
+                                            "was found; is this the right device type?")
+
+    async def _request(self, command: int) -> Reading:
+        try:
+            frame = await self.transport.request(
+                self._write, supervolt.request(command), lambda f: supervolt.frame_command(f) == command,
+                self.request_timeout, response=self.write_response)
+        except BmsTimeoutError:
+            if not self._answered and self._write == supervolt.ALT_WRITE_UUID and not self._silence_logged:
+                self.log.warning("no reply to the Supervolt ASCII request on service FF00. A pack that "
+                                 "speaks the JBD protocol uses this service too: if this is one, use `type: jbd`")
+                self._silence_logged = True
+            raise
+        self._answered = True
+        return self.absorb(self.codec.decode(frame))
+
+    async def read(self) -> Reading:
+        realtime = await self._request(supervolt.CMD_REALTIME)
+        if self.codec.single_frame:  # the realtime reply carried the capacities
+            reading = realtime
+        else:
+            reading = merge_readings(realtime, await self._request(supervolt.CMD_CAPACITY))
+        if self._assembler is not None and self._assembler.unverified:
+            reading = merge_readings(reading, {"extra": {"unverified_frames": self._assembler.unverified}})
+        return reading
