@@ -168,6 +168,8 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
+        for line in exc.warnings:  # often the reason for a problem (a misspelt key)
+            print(f"warning: {line}", file=sys.stderr)
         return EXIT_CONFIG
     for warning in config.warnings:
         _LOG.warning("config: %s", warning)

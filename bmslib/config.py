@@ -994,8 +994,11 @@ class _DeviceParser:
 def _parse_mqtt(top: _Section, env: Mapping[str, str]) -> MqttConfig | None:
     broker = top.opt_text("mqtt_broker")
     port = top.opt_integer("mqtt_port")
-    user = top.opt_text("mqtt_user") or top.env_value("mqtt_user", env)
-    password = top.opt_text("mqtt_password") or top.env_value("mqtt_password", env)
+    # The Supervisor's broker credentials (MQTT_USER, MQTT_PASSWORD, MQTT_PORT) belong to the Supervisor's
+    # broker: they apply only when the broker itself comes from MQTT_HOST, never to a user's own broker.
+    from_env = broker is None and top.env_value("mqtt_broker", env) is not None
+    user = top.opt_text("mqtt_user") or (top.env_value("mqtt_user", env) if from_env else None)
+    password = top.opt_text("mqtt_password") or (top.env_value("mqtt_password", env) if from_env else None)
     tls = top.flag("mqtt_tls")
     ca_cert = top.opt_text("mqtt_ca_cert")
     prefix = top.text("mqtt_discovery_prefix")
@@ -1021,7 +1024,7 @@ def _parse_mqtt(top: _Section, env: Mapping[str, str]) -> MqttConfig | None:
     if not host and not configured:
         return None
     if port is None:
-        port = host_port or _env_port(top, env) or (8883 if tls else 1883)
+        port = host_port or (_env_port(top, env) if from_env else None) or (8883 if tls else 1883)
     return MqttConfig(host=host or "127.0.0.1", port=port, user=user, password=password, tls=tls,
                       ca_cert=ca_cert, discovery_prefix=prefix)
 

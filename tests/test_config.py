@@ -519,13 +519,19 @@ def test_empty_mqtt_options_fall_back_to_the_environment() -> None:
     assert (mqtt.host, mqtt.port, mqtt.user, mqtt.password) == ("core-mosquitto", 1884, "addons", "envpw")
 
 
+def test_supervisor_credentials_never_go_to_a_users_own_broker() -> None:
+    mqtt = parse({"mqtt_broker": "my-broker.lan"}, HA_ENV).mqtt
+    assert mqtt is not None
+    assert (mqtt.host, mqtt.port, mqtt.user, mqtt.password) == ("my-broker.lan", 1883, None, None)
+
+
 @pytest.mark.parametrize(("broker", "extra", "host", "port"), [
     ("broker.lan:1885", {}, "broker.lan", 1885),
     ("broker.lan:1885", {"mqtt_port": 1886}, "broker.lan", 1886),
-    ("10.0.0.2", {}, "10.0.0.2", 1884),  # the environment's port
+    ("10.0.0.2", {}, "10.0.0.2", 1883),  # not the environment's port: that belongs to MQTT_HOST
     ("[fd00::2]:1890", {}, "fd00::2", 1890),
-    ("[fd00::2]", {}, "fd00::2", 1884),
-    ("fd00::2", {}, "fd00::2", 1884),
+    ("[fd00::2]", {}, "fd00::2", 1883),
+    ("fd00::2", {}, "fd00::2", 1883),
 ])
 def test_mqtt_broker_host_and_port(broker: str, extra: dict[str, Any], host: str, port: int) -> None:
     mqtt = parse({"mqtt_broker": broker, **extra}, {"MQTT_PORT": "1884"}).mqtt
