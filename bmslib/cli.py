@@ -26,7 +26,7 @@ _LOG = logging.getLogger("batmon")
 
 def demo_devices(types: Mapping[str, DeviceType]) -> list[dict[str, Any]]:
     """One simulated device per type that has an emulator, plus a dummy."""
-    devices = [{"address": f"sim:{name}1", "type": name, "alias": f"demo_{name}"}
+    devices = [{"address": f"sim:{name}1", "type": name, "alias": f"demo_{name}", **t.emulator.demo_options}
                for name, t in sorted(types.items()) if t.emulator is not None and t.in_demo]
     devices.append({"address": "demo battery", "type": "dummy", "alias": "demo_dummy"})
     return devices
@@ -55,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dec = sub.add_parser("decode", help="decode notification chunks (hex) of a device type; prints JSON")
     dec.add_argument("--type", required=True, dest="type_name", help="device type, e.g. jbd")
-    dec.add_argument("--key", help="Victron Instant Readout key (32 hex digits)")
-    dec.add_argument("hex", nargs="+", help="notification chunks in arrival order, as hex")
+    dec.add_argument("--key", help="Victron Instant Readout key (32 hex digits); with --type victron each HEX is "
+                     "one advertisement: the manufacturer data of company 0x02E1 without the company id "
+                     "(it starts with 10)")
+    dec.add_argument("hex", nargs="+", help="notification chunks in arrival order, as hex (victron: one "
+                     "advertisement each, see --key)")
     return p
 
 
@@ -105,7 +108,7 @@ def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = N
 
 async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
     from bmslib.app import make_emulator  # noqa: PLC0415
-    from bmslib.ble.backend import SYSTEM, BleBackend  # noqa: PLC0415
+    from bmslib.ble.backend import SYSTEM, BleBackend, unavailable_reason  # noqa: PLC0415
     from bmslib.ble.scan import scan  # noqa: PLC0415
     from bmslib.sim.radio import SimRadio  # noqa: PLC0415
 
@@ -125,7 +128,8 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
     try:
         results = await scan(backend, types, timeout=timeout, adapter=adapter)
     except Exception as exc:  # noqa: BLE001  (any BlueZ/D-Bus failure: one clear line, no traceback)
-        print(f"scan failed: Bluetooth is not available ({exc}). Check the adapter, BlueZ and D-Bus access.",
+        reason = unavailable_reason(exc) or f"{type(exc).__name__}: {exc}"
+        print(f"scan failed: {reason}. Check the adapter, that BlueZ runs and that D-Bus is reachable.",
               file=sys.stderr)
         return 1
     finally:

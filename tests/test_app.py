@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,3 +244,22 @@ def test_secrets_are_not_in_the_config_repr() -> None:
     assert "987654" not in text and "hunter2-secret" not in text
 
 
+
+
+@pytest.mark.parametrize("tool_present", [True, False])
+async def test_bt_power_cycle_uses_bluetoothctl_or_says_it_skipped(
+        tool_present: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    calls = tmp_path / "calls"
+    if tool_present:  # a stand-in for BlueZ's bluetoothctl that records how it was called
+        tool = tmp_path / "bluetoothctl"
+        tool.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    cfg = config([{"address": "x", "type": "dummy", "alias": "d"}], bt_power_cycle=True)
+    app = App(cfg, sinks=[RecordingSink()])
+    with caplog.at_level(logging.INFO, logger="batmon"):
+        await app._power_cycle_adapters()
+    if tool_present:
+        assert calls.read_text().splitlines() == ["power off", "power on"]
+    else:
+        assert [r.message for r in caplog.records] == ["bt_power_cycle: bluetoothctl not found, power cycle skipped"]

@@ -119,3 +119,26 @@ def test_demo_prints_samples_every_second_and_stops_cleanly_on_sigterm(tmp_path:
         assert 3 <= len(lines) <= 7, (alias, out)
         assert "V " in lines[-1] and "SoC" in lines[-1]
     assert "Traceback" not in err
+
+
+def test_missing_bluetooth_stack_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "options.yaml"
+    cfg.write_text("devices: [{address: 'AA:BB:CC:DD:EE:01', type: jbd, alias: real1}]\nwatchdog: false\n")
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-such-socket"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--config", str(cfg)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    lines = [ln for ln in err.splitlines() if "Bluetooth is not available" in ln]
+    assert len(lines) == 1 and "D-Bus" in lines[0]
+    assert "Traceback" not in err
+
+
+def test_scan_without_bluetooth_stack_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-such-socket"}
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "scan", "--timeout", "1"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=30, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("scan failed: ")

@@ -9,28 +9,28 @@ from bleak import BleakScanner
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
 
-# Fragments of errors that mean "there is no Bluetooth stack to talk to" rather than a device problem.
+# Fragments of errors that mean "there is no Bluetooth stack to talk to", with what to tell the user.
 _UNAVAILABLE_HINTS = (
-    "no bluetooth adapters found",
-    "org.freedesktop.dbus.error.serviceunknown",
-    "org.freedesktop.dbus.error.accessdenied",
-    "org.bluez.error.notready",
-    "bluetooth device is turned off",
-    "dbus_session_bus_address",
-    "/run/dbus/system_bus_socket",
-    "no such file or directory",
-    "connection refused",
+    ("no bluetooth adapters found", "no Bluetooth adapter found"),
+    ("org.freedesktop.dbus.error.serviceunknown", "BlueZ (bluetoothd) is not running"),
+    ("org.freedesktop.dbus.error.accessdenied", "access to BlueZ over D-Bus was denied"),
+    ("org.bluez.error.notready", "the Bluetooth adapter is not ready (powered off?)"),
+    ("bluetooth device is turned off", "the Bluetooth adapter is powered off"),
+    ("system_bus_socket", "the D-Bus system bus is not reachable"),
 )
 
 
-def bluetooth_unavailable(exc: BaseException) -> bool:
-    """True if ``exc`` says the Bluetooth stack (adapter, BlueZ, D-Bus) is missing."""
+def unavailable_reason(exc: BaseException) -> str | None:
+    """What to tell the user if ``exc`` says the Bluetooth stack (adapter, BlueZ, D-Bus) is missing."""
     text = f"{type(exc).__name__}: {exc}".lower()
+    for hint, reason in _UNAVAILABLE_HINTS:
+        if hint in text:
+            return reason
     if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
-        return True
+        return "the D-Bus system bus is not reachable (no /run/dbus/system_bus_socket)"
     if "adapter" in text and ("not found" in text or "does not exist" in text):
-        return True  # e.g. "adapter 'hci3' not found"
-    return any(h in text for h in _UNAVAILABLE_HINTS)
+        return f"the Bluetooth adapter was not found ({exc})"
+    return None
 
 
 @dataclass(frozen=True)

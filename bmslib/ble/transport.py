@@ -23,7 +23,7 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 from bleak_retry_connector import BleakNotFoundError, establish_connection
 
-from bmslib.ble.backend import BleBackend, bluetooth_unavailable
+from bmslib.ble.backend import BleBackend, unavailable_reason
 from bmslib.errors import (
     BluetoothUnavailableError,
     BmsConnectError,
@@ -91,8 +91,8 @@ class BleTransport:
         except TimeoutError:
             pass
         except (BleakError, OSError) as exc:
-            if bluetooth_unavailable(exc):
-                raise BluetoothUnavailableError(str(exc)) from exc
+            if (reason := unavailable_reason(exc)) is not None:
+                raise BluetoothUnavailableError(reason) from exc
             raise BmsConnectError(want, f"scan failed: {exc}") from exc
         if found is None:
             others = ", ".join(f"{a} ({n or '?'}, {r} dBm)" for a, (n, r) in sorted(seen.items())) or "nothing"
@@ -121,8 +121,8 @@ class BleTransport:
         except TimeoutError as exc:
             raise BmsConnectError(self.address, f"connect timed out after {self.connect_timeout:g} s") from exc
         except (BleakError, OSError, EOFError) as exc:
-            if bluetooth_unavailable(exc):
-                raise BluetoothUnavailableError(str(exc)) from exc
+            if (reason := unavailable_reason(exc)) is not None:
+                raise BluetoothUnavailableError(reason) from exc
             raise BmsConnectError(self.address, str(exc) or type(exc).__name__) from exc
         self._client = client
         for asm in self._assemblers.values():
@@ -197,6 +197,16 @@ class BleTransport:
         if self.debug:
             self.log.debug("TX %s", f"<{len(data)} bytes with a credential, not shown>" if secret else data.hex())
         await self._gatt(client.write_gatt_char(char, data, response=response))
+
+    async def bond(self, **kwargs: Any) -> None:
+        """Pair (bond) with the connected device through bleak's ``pair()``; a no-op if already bonded.
+
+        ``kwargs`` go to the bleak backend as they are and are never logged (they may carry a PIN):
+        the simulator hands them to the emulator, bleak's BlueZ backend accepts and ignores them.
+        Raises BmsDisconnectedError if the link drops, otherwise bleak's own errors.
+        """
+        client = self._require()
+        await self._gatt(client.pair(**kwargs))
 
     async def read(self, uuid: str) -> bytes:
         client = self._require()
