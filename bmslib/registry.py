@@ -5,18 +5,22 @@ Adding a BMS type means adding one :class:`DeviceType` to :func:`device_types`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bmslib.config import TypeInfo
 from bmslib.drivers.base import Driver
+from bmslib.drivers.daly import DalyAutoCodec, DalyDriver, forced
 from bmslib.drivers.dummy import DummyDriver
 from bmslib.drivers.jbd import JbdDriver
 from bmslib.drivers.sok import SokDriver
 from bmslib.drivers.supervolt import SupervoltDriver
-from bmslib.protocol import jbd, sok, supervolt
+from bmslib.protocol import daly, jbd, sok, supervolt
 from bmslib.protocol.base import AdvertisementMatcher, Codec
+from bmslib.protocol.daly import DalyProtocol
+from bmslib.sim.daly import DalyEmulator, DalyLegacyEmulator, DalyModbusEmulator
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.jbd import JbdEmulator
 from bmslib.sim.sok import SokEmulator
@@ -57,6 +61,17 @@ def device_types() -> dict[str, DeviceType]:
                    emulator=SupervoltEmulator, matchers=supervolt.MATCHERS),
         DeviceType("sok", "SOK and other ABC-BMS batteries", SokDriver, SokDriver.switches, codec=sok.SokCodec,
                    emulator=SokEmulator, matchers=sok.MATCHERS),
+        DeviceType("daly", "Daly BMS; protocol found at connect (Modbus D2, legacy A5, or 0x81 read-only)",
+                   DalyDriver, DalyDriver.switches, codec=DalyAutoCodec, emulator=DalyEmulator,
+                   matchers=daly.MATCHERS),
+        DeviceType("daly_legacy", "Daly BMS, legacy A5 protocol (older J/T/A/U/W/ND series)",
+                   forced(DalyProtocol.LEGACY), DalyDriver.switches,
+                   codec=functools.partial(DalyAutoCodec, DalyProtocol.LEGACY), emulator=DalyLegacyEmulator,
+                   in_demo=False),
+        DeviceType("daly_modbus", "Daly BMS, Modbus D2 protocol (H/K/M/S series)",
+                   forced(DalyProtocol.MODBUS), DalyDriver.switches,
+                   codec=functools.partial(DalyAutoCodec, DalyProtocol.MODBUS), emulator=DalyModbusEmulator,
+                   in_demo=False),
         DeviceType("dummy", "a simulated battery without any radio", DummyDriver, DummyDriver.switches,
                    radio=False),
     )
