@@ -43,7 +43,8 @@ class SokDriver(BleDriver):
     async def collect(self, command: int, timeout: float | None = None) -> Reading:
         """Send ``command`` and return the merged reading of its replies once the set is complete.
 
-        A timeout that leaves only the end of the cell list open gives the gapless cells received.
+        A timeout that leaves only the end of the cell list open gives the gapless cells received,
+        unless the cell count is known (then cells are missing, and the timeout is raised).
         """
         data = self.codec.request(command)
         future = self.transport.expect(self.codec.offer)
@@ -52,7 +53,8 @@ class SokDriver(BleDriver):
             await self.transport.wait(future, timeout or self.request_timeout)
         except BmsTimeoutError:
             reading = self.codec.reading()
-            if self.codec.missing != {sok.F_CELLS} or "cell_voltages" not in reading:
+            undecided = self.codec.missing == {sok.F_CELLS} and self.codec.cell_count is None
+            if not undecided or "cell_voltages" not in reading:
                 raise
             self.log.debug("cell list not confirmed complete; using the %d cells received",
                            len(reading["cell_voltages"]))

@@ -29,7 +29,7 @@ class SupervoltDriver(BleDriver):
 
     codec: supervolt.SupervoltCodec
     _write = supervolt.WRITE_UUID  # of the layout found on connect
-    _assembler: supervolt.SupervoltAssembler | None = None
+    assembler: supervolt.SupervoltAssembler | None = None  # of the current connection (diagnostics)
     _answered = False  # the device has answered at least once
     _wrong_type_logged = False
     _silence_logged = False
@@ -51,7 +51,7 @@ class SupervoltDriver(BleDriver):
             if lenient and not self.codec.accept_plausible:
                 self.log.info("%s units send wrong checksums: such frames are accepted when plausible", name)
             self.codec.accept_plausible = lenient
-            self._assembler = assembler = self.codec.assembler()
+            self.assembler = assembler = self.codec.assembler()
             await self.transport.subscribe(notify, assembler)
         except BaseException:
             await self.transport.disconnect()
@@ -100,6 +100,6 @@ class SupervoltDriver(BleDriver):
             reading = realtime
         else:
             reading = merge_readings(realtime, await self._request(supervolt.CMD_CAPACITY))
-        if self._assembler is not None and self._assembler.unverified:
-            reading = merge_readings(reading, {"extra": {"unverified_frames": self._assembler.unverified}})
+        if self.assembler is not None and self.assembler.unverified:
+            reading = merge_readings(reading, {"extra": {"unverified_frames": self.assembler.unverified}})
         return reading
