@@ -160,6 +160,32 @@ def test_cells_complete_when_their_sum_meets_the_pack_voltage() -> None:
     assert codec.reading()["cell_voltages"] == tuple(cells)
 
 
+@pytest.mark.parametrize("count", [13, 22, 31])
+def test_a_missing_last_cell_reply_is_noticed_on_large_packs(count: int) -> None:
+    # The last reply holds 1-3 cells: under 10 % of the pack, but always at least one whole cell.
+    cells = [3.3] * count
+    codec = sok.SokCodec()
+    codec.request(sok.CMD_DETAIL)
+    f4 = sok_device.encode_cells(cells)
+    for frame in (status(3.3 * count), DETAIL, *f4[:-1]):
+        assert not codec.offer(frame)
+    assert codec.offer(f4[-1])
+    assert codec.reading()["cell_voltages"] == tuple(cells)
+
+
+def test_cells_complete_when_the_sum_differs_from_the_pack_voltage_by_less_than_half_a_cell() -> None:
+    codec = sok.SokCodec()
+    codec.request(sok.CMD_DETAIL)
+    for frame in (status(3.3 * 16 - 1.6), DETAIL, *sok_device.encode_cells([3.3] * 16)[:-1]):
+        assert not codec.offer(frame)
+    assert codec.offer(sok_device.encode_cells([3.3] * 16)[-1])
+    codec.request(sok.CMD_DETAIL)
+    codec.cell_count = None
+    for frame in (status(3.3 * 16 - 1.7), DETAIL, *sok_device.encode_cells([3.3] * 16)):
+        codec.offer(frame)
+    assert not codec.complete  # 1.7 V off: more than half a cell, the set stays open
+
+
 def test_cells_complete_on_a_partly_filled_cell_reply() -> None:
     codec = sok.SokCodec()
     codec.request(sok.CMD_DETAIL)

@@ -72,7 +72,9 @@ CELLS = FieldTable("<", tuple(
 ))
 PROTECTION_OFFSET, PROTECTION_FLAGS = 2, 16
 PROTECTION_NAMES: Mapping[int, str] = MappingProxyType({k: f"protection_{k}" for k in range(16)})
-VOLTAGE_TOLERANCE = 0.1  # cells complete when their sum is within 10 % of the F0 pack voltage
+# Cells complete when their sum is within half a (mean) cell of the F0 pack voltage: a missing cell
+# reply leaves out at least one whole cell, even when it is the last and holds a single cell.
+CELL_TOLERANCE = 0.5
 
 
 def request(command: int) -> bytes:
@@ -219,8 +221,8 @@ class SokCodec:
 
     The number of cell replies (F4) is not announced. The cells are complete when the cell count is
     known (``cell_count``, or learnt from an earlier complete set), when a cell reply has empty
-    slots, when the cells repeat, or when their sum is within 10 % of the pack voltage of F0 (four
-    missing cells are always further off).
+    slots, when the cells repeat, or when their sum is within half a cell of the pack voltage of F0
+    (a missing cell reply leaves out at least one whole cell).
     """
 
     def __init__(self, cell_count: int | None = None) -> None:
@@ -305,7 +307,8 @@ class SokCodec:
             return  # done already, nothing yet, or a gap: wait for the missing reply (or a timeout)
         count = self.cell_count or 0
         voltage = merge_readings(*self._parts).get("voltage") or 0.0
-        by_voltage = abs(sum(self._cells.values()) - voltage) <= VOLTAGE_TOLERANCE * voltage
+        total = sum(self._cells.values())
+        by_voltage = abs(total - voltage) <= CELL_TOLERANCE * total / n
         self._cells_done = (self._cells_end or 0 < count <= n
                             or (voltage > 0 and n % CELLS_PER_FRAME == 0 and by_voltage))
         if self._cells_done:
