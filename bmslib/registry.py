@@ -11,15 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from bmslib.config import TypeInfo
+from bmslib.drivers.ant import LEGACY_SWITCHES, AntDriver
 from bmslib.drivers.base import Driver
 from bmslib.drivers.daly import DalyAutoCodec, DalyDriver, forced
 from bmslib.drivers.dummy import DummyDriver
 from bmslib.drivers.jbd import JbdDriver
 from bmslib.drivers.sok import SokDriver
 from bmslib.drivers.supervolt import SupervoltDriver
-from bmslib.protocol import daly, jbd, sok, supervolt
+from bmslib.protocol import ant, daly, jbd, sok, supervolt
+from bmslib.protocol.ant import AntCodec, Variant
 from bmslib.protocol.base import AdvertisementMatcher, Codec
 from bmslib.protocol.daly import DalyProtocol
+from bmslib.sim.ant import AntEmulator, AntLegacyEmulator
 from bmslib.sim.daly import DalyEmulator, DalyLegacyEmulator, DalyModbusEmulator
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.jbd import JbdEmulator
@@ -72,6 +75,13 @@ def device_types() -> dict[str, DeviceType]:
                    forced(DalyProtocol.MODBUS), DalyDriver.switches,
                    codec=functools.partial(DalyAutoCodec, DalyProtocol.MODBUS), emulator=DalyModbusEmulator,
                    in_demo=False),
+        DeviceType("ant", "ANT BMS, 2021 and legacy protocol (generation from the name or the first reply)",
+                   AntDriver, AntDriver.switches, codec=AntCodec, emulator=AntEmulator, matchers=ant.MATCHERS,
+                   accepts_pin=True),
+        DeviceType("ant_legacy", "ANT BMS, legacy protocol only (AA 55 AA FF; 2019/2020 units)",
+                   functools.partial(AntDriver, variant=Variant.LEGACY), LEGACY_SWITCHES,
+                   codec=functools.partial(AntCodec, Variant.LEGACY), emulator=AntLegacyEmulator,
+                   accepts_pin=True, in_demo=False),
         DeviceType("dummy", "a simulated battery without any radio", DummyDriver, DummyDriver.switches,
                    radio=False),
     )
