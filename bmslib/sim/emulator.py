@@ -74,6 +74,9 @@ class Emulator(ABC):
     type_name: ClassVar[str]
     #: bytes per notification chunk (BLE 4.x default MTU 23 minus 3 bytes of ATT header)
     mtu: int = 20
+    #: device options the demo (``--demo``) sets for its device of this type, e.g. a key that
+    #: matches the emulator's own (emulators are built with default constructor options there)
+    demo_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, *, address: str, name: str, battery: BatteryModel | None = None,
                  faults: Faults | None = None, rng: random.Random | None = None) -> None:
