@@ -32,6 +32,8 @@ class DeviceStatus:
     rssi: int | None = None
     available: bool = False
     attempts: deque[bool] = field(default_factory=lambda: deque(maxlen=LINK_QUALITY_WINDOW))
+    algorithm_status: str | None = None  # the charge algorithm's last action and its reason (a diagnostic)
+    meter_gaps: int = 0  # sample gaps too long to integrate into the energy meters (a diagnostic)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
