@@ -18,16 +18,20 @@ from bmslib.drivers.dummy import DummyDriver
 from bmslib.drivers.jbd import JbdDriver
 from bmslib.drivers.sok import SokDriver
 from bmslib.drivers.supervolt import SupervoltDriver
+from bmslib.drivers.victron import decode_advertisements
+from bmslib.drivers.victron import make_driver as make_victron_driver
 from bmslib.protocol import ant, daly, jbd, sok, supervolt
 from bmslib.protocol.ant import AntCodec, Variant
 from bmslib.protocol.base import AdvertisementMatcher, Codec
 from bmslib.protocol.daly import DalyProtocol
+from bmslib.protocol.victron import MATCHERS as VICTRON_MATCHERS
 from bmslib.sim.ant import AntEmulator, AntLegacyEmulator
 from bmslib.sim.daly import DalyEmulator, DalyLegacyEmulator, DalyModbusEmulator
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.jbd import JbdEmulator
 from bmslib.sim.sok import SokEmulator
 from bmslib.sim.supervolt import SupervoltEmulator
+from bmslib.sim.victron import VictronEmulator
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def device_types() -> dict[str, DeviceType]:
     """All known device types by name."""
     types = (
         DeviceType("jbd", "JBD / Xiaoxiang / Overkill Smart BMS", JbdDriver, JbdDriver.switches,
-                   codec=jbd.JbdCodec, emulator=JbdEmulator, matchers=jbd.MATCHERS),
+                   codec=jbd.JbdCodec, emulator=JbdEmulator, matchers=jbd.MATCHERS, accepts_pin=True),
         DeviceType("supervolt", "Supervolt (ASCII protocol: libatt…, SV12V… packs) and other E&J Technology BMS",
                    SupervoltDriver, SupervoltDriver.switches, codec=supervolt.SupervoltCodec,
                    emulator=SupervoltEmulator, matchers=supervolt.MATCHERS),
@@ -82,6 +86,10 @@ def device_types() -> dict[str, DeviceType]:
                    functools.partial(AntDriver, variant=Variant.LEGACY), LEGACY_SWITCHES,
                    codec=functools.partial(AntCodec, Variant.LEGACY), emulator=AntLegacyEmulator,
                    accepts_pin=True, in_demo=False),
+        DeviceType("victron", "Victron SmartShunt / BMV Smart: Instant Readout (advertisements) with `key:`, "
+                   "else the GATT service (paired with `pin:`)", make_victron_driver, frozenset(),
+                   emulator=VictronEmulator, matchers=VICTRON_MATCHERS, accepts_pin=True, accepts_key=True,
+                   decoder=decode_advertisements),
         DeviceType("dummy", "a simulated battery without any radio", DummyDriver, DummyDriver.switches,
                    radio=False),
     )

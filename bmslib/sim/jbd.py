@@ -1,9 +1,18 @@
-"""JBD emulator: answers 0x03 / 0x04 / 0x05 reads and 0xE1 FET writes like a JBD BMS."""
+"""JBD emulator: answers 0x03 / 0x04 / 0x05 reads and 0xE1 FET writes like a JBD BMS.
+
+With ``password`` set it plays newer firmware with a password: it answers the ``FF AA`` handshake
+(:class:`bmslib.protocol.jbd_auth.JbdAuthDevice`, once per connection) and answers no ``DD`` request
+before the handshake succeeded. Without one it answers the handshake's first step with "no password".
+"""
 
 from __future__ import annotations
 
-from bmslib.protocol import jbd
-from bmslib.sim.emulator import Advertisement, Emulator, GattChar, GattService
+import random
+from collections.abc import Callable
+
+from bmslib.protocol import jbd, jbd_auth
+from bmslib.sim.battery import BatteryModel
+from bmslib.sim.emulator import Advertisement, Emulator, Faults, GattChar, GattService
 
 
 class JbdEmulator(Emulator):
@@ -12,8 +21,24 @@ class JbdEmulator(Emulator):
 
     _rx: bytearray
 
+    def __init__(self, *, address: str, name: str, battery: BatteryModel | None = None,
+                 faults: Faults | None = None, rng: random.Random | None = None,
+                 password: str | None = None, random_byte: Callable[[], int] | None = None) -> None:
+        super().__init__(address=address, name=name, battery=battery, faults=faults, rng=rng)
+        if password is not None:
+            jbd_auth.user_password_bytes(password)  # six ASCII characters, as the BMS app allows
+        self.password = password
+        self.random_byte = random_byte or (lambda: self.rng.randrange(256))
+        self.auth: jbd_auth.JbdAuthDevice | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        """True once this connection passed the handshake (always, without a password)."""
+        return self.password is None or (self.auth is not None and self.auth.authenticated)
+
     def on_connect(self) -> None:
         self._rx = bytearray()
+        self.auth = jbd_auth.JbdAuthDevice(self.address, self.password, random_byte=self.random_byte)
 
     @property
     def gatt(self) -> tuple[GattService, ...]:
@@ -29,6 +54,11 @@ class JbdEmulator(Emulator):
     def handle_write(self, char_uuid: str, data: bytes) -> None:
         if char_uuid != jbd.WRITE_UUID:
             return
+        if data[:2] == jbd_auth.HEADER:
+            self.handle_auth(data)
+            return
+        if not self.authenticated:
+            return  # locked: no answer to DD requests
         self._rx += data
         if len(self._rx) > 512:
             self._rx.clear()
@@ -46,6 +76,12 @@ class JbdEmulator(Emulator):
             parsed = jbd.parse_request(frame)
             if parsed is not None:
                 self._answer(*parsed)
+
+    def handle_auth(self, request: bytes) -> None:
+        """One ``FF AA`` request (a whole frame per write); the reply comes in one notification."""
+        reply = self.auth.handle(request) if self.auth is not None else None
+        if reply is not None:
+            self.notify(reply)
 
     def _answer(self, mode: int, register: int, data: bytes) -> None:
         b = self.battery
