@@ -16,11 +16,12 @@ from bmslib.drivers.base import Driver
 from bmslib.drivers.daly import DalyAutoCodec, DalyDriver, forced
 from bmslib.drivers.dummy import DummyDriver
 from bmslib.drivers.jbd import JbdDriver
+from bmslib.drivers.jk import JkDriver
 from bmslib.drivers.sok import SokDriver
 from bmslib.drivers.supervolt import SupervoltDriver
 from bmslib.drivers.victron import decode_advertisements
 from bmslib.drivers.victron import make_driver as make_victron_driver
-from bmslib.protocol import ant, daly, jbd, sok, supervolt
+from bmslib.protocol import ant, daly, jbd, jk, sok, supervolt
 from bmslib.protocol.ant import AntCodec, Variant
 from bmslib.protocol.base import AdvertisementMatcher, Codec
 from bmslib.protocol.daly import DalyProtocol
@@ -29,6 +30,7 @@ from bmslib.sim.ant import AntEmulator, AntLegacyEmulator
 from bmslib.sim.daly import DalyEmulator, DalyLegacyEmulator, DalyModbusEmulator
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.jbd import JbdEmulator
+from bmslib.sim.jk import Jk04Emulator, Jk24sEmulator, Jk32sEmulator, JkEmulator
 from bmslib.sim.sok import SokEmulator
 from bmslib.sim.supervolt import SupervoltEmulator
 from bmslib.sim.victron import VictronEmulator
@@ -90,6 +92,17 @@ def device_types() -> dict[str, DeviceType]:
                    "else the GATT service (paired with `pin:`)", make_victron_driver, frozenset(),
                    emulator=VictronEmulator, matchers=VICTRON_MATCHERS, accepts_pin=True, accepts_key=True,
                    decoder=decode_advertisements),
+        DeviceType("jk", "JK (Jikong) BMS and active balancers; frame layout from the device info", JkDriver,
+                   JkDriver.switches, codec=jk.JkCodec, emulator=JkEmulator, matchers=jk.MATCHERS),
+        DeviceType("jk_24s", "JK BMS, JK02_24S frame layout (firmware up to 10.x)",
+                   functools.partial(JkDriver, layout=jk.Layout.JK02_24S), JkDriver.switches,
+                   codec=functools.partial(jk.JkCodec, jk.Layout.JK02_24S), emulator=Jk24sEmulator, in_demo=False),
+        DeviceType("jk_32s", "JK BMS, JK02_32S frame layout (firmware 11.x and later, JK-PB)",
+                   functools.partial(JkDriver, layout=jk.Layout.JK02_32S), JkDriver.switches,
+                   codec=functools.partial(jk.JkCodec, jk.Layout.JK02_32S), emulator=Jk32sEmulator, in_demo=False),
+        DeviceType("jk04", "JK active balancer, JK04 frame layout (JK-B2A16S hw 3.x, JK-B5A24S)",
+                   functools.partial(JkDriver, layout=jk.Layout.JK04), frozenset({"balance"}),
+                   codec=functools.partial(jk.JkCodec, jk.Layout.JK04), emulator=Jk04Emulator, in_demo=False),
         DeviceType("dummy", "a simulated battery without any radio", DummyDriver, DummyDriver.switches,
                    radio=False),
     )
