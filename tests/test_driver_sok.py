@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
 from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, UnsupportedError
@@ -23,7 +25,7 @@ from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator, Faults
 from bmslib.sim.radio import SimRadio
 from bmslib.sim.sok import SokEmulator
-from tests.helpers import load_vectors
+from tests.helpers import fuzz_settings, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
 ROOT = Path(__file__).parent.parent
@@ -270,3 +272,17 @@ def test_decode_cli_rejects_the_synthetic_frames_with_a_zero_crc() -> None:
     out = decode_cli(*(c["frame"] for c in cases))
     assert out["frames"] == 0 and out["rejected"] >= len(cases)
     assert out["voltage"] is None and out["cell_voltages"] is None
+
+
+@fuzz_settings
+@given(st.lists(st.binary(max_size=16) | st.sampled_from([sok.request(sok.CMD_INFO), b"\xee"]), max_size=20))
+def test_emulator_survives_any_host_writes(writes: list[bytes]) -> None:
+    em = SokEmulator(address="5E:00:00:00:00:02", name="SOK-1")
+    answered: list[bytes] = []
+    em.notify = lambda frame, char_uuid=None, *, raw=False: answered.append(frame)
+    for w in writes:
+        em.handle_write(sok.WRITE_UUID, w)
+        assert len(em._rx) <= 64
+    answered.clear()
+    em.handle_write(sok.WRITE_UUID, bytes(6) + sok.request(sok.CMD_NAME))
+    assert answered == [encode_name(SokEmulator.model)]

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
 from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, UnsupportedError
@@ -23,7 +25,7 @@ from bmslib.sim.jbd import JbdEmulator
 from bmslib.sim.radio import SimRadio
 from bmslib.sim.sok import SokEmulator
 from bmslib.sim.supervolt import SupervoltEmulator
-from tests.helpers import load_vectors
+from tests.helpers import fuzz_settings, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
 ROOT = Path(__file__).parent.parent
@@ -296,3 +298,16 @@ def test_decode_cli_rejects_the_synthetic_frames_with_a_copied_request_header() 
     out = decode_cli(*(c["frame"] for c in cases))
     assert out["frames"] == 0 and out["rejected"] >= len(cases)
     assert out["cell_voltages"] is None
+
+
+@fuzz_settings
+@given(st.lists(st.binary(max_size=40) | st.sampled_from([supervolt.REQUEST_REALTIME, b":", b"~"]), max_size=20))
+def test_emulator_survives_any_host_writes(writes: list[bytes]) -> None:
+    em = SupervoltEmulator(address="5E:00:00:00:00:01", name="libatt1")
+    answered: list[bytes] = []
+    em.notify = lambda frame, char_uuid=None, *, raw=False: answered.append(frame)
+    for w in writes:
+        em.handle_write(supervolt.WRITE_UUID, w)
+        assert len(em._rx) <= 256
+    em.handle_write(supervolt.WRITE_UUID, b"~" + supervolt.REQUEST_REALTIME)
+    assert answered and supervolt.decode(answered[-1])["cell_voltages"]
