@@ -146,10 +146,41 @@ async def test_legacy_generation_from_the_first_reply(radio: SimRadio) -> None:
     assert drv.variant is Variant.LEGACY and len(r["cell_voltages"]) == em.battery.cells
     assert kinds_written(em) == ["status", "legacy_read"]  # the 2021 request went unanswered
     await drv.read()
+    assert kinds_written(em) == ["status", "legacy_read", "legacy_read"]  # kept for the connection
     await drv.disconnect()
-    await drv.connect()  # the generation is kept for the device
+    await drv.connect()  # asked again: a 2021 unit whose reply got lost answers DB DB as well
+    assert drv.variant is None
     await drv.read()
-    assert kinds_written(em) == ["status", "legacy_read", "legacy_read", "legacy_read"]
+    assert kinds_written(em)[3:] == ["status", "legacy_read"]
+    await drv.disconnect()
+
+
+class _LosesFirstStatusReply(AntEmulator):
+    """A 2021 unit whose first status reply is lost on the air."""
+
+    lost = False
+
+    def handle_write(self, char_uuid: str, data: bytes) -> None:
+        if not self.lost and data == ant_2021.STATUS_REQUEST:
+            self.lost = True
+            return
+        super().handle_write(char_uuid, data)
+
+
+async def test_2021_unit_taken_for_legacy_after_a_lost_reply_is_found_at_reconnect(radio: SimRadio) -> None:
+    em = add_emulator(radio, _LosesFirstStatusReply, name=NAME_EITHER)
+    drv = make_driver("ant", radio, em)
+    drv.request_timeout = FAST
+    await drv.connect()
+    assert "soh" not in await drv.read()  # the legacy frame a 2021 unit sends
+    assert drv.variant is Variant.LEGACY
+    await drv.disconnect()
+    await drv.connect()
+    assert "soh" in await drv.read()
+    assert drv.variant is Variant.V2021
+    await drv.disconnect()
+    await drv.connect()  # a 2021 answer is kept for the device
+    assert drv.variant is Variant.V2021
     await drv.disconnect()
 
 

@@ -1,10 +1,11 @@
 """ANT BMS driver (types ``ant`` and ``ant_legacy``): both protocol generations on FFE0/FFE1.
 
 Session: the generation comes from the forced variant (``ant_legacy``), else from the advertised name
-where it pins one, else from the first reply (the 2021 status request first: 2021 units answer the
-legacy request too, with a frame that lacks half the fields; only if it stays unanswered the legacy
-request). Once known, the generation is kept for the device. A read is one status request; a 2021
-unit is also asked for its device info once per connection. All writes go without response.
+where it pins one, else from the first reply: the 2021 status request first (2021 units answer the
+legacy request too, with a poorer frame), the legacy request only if that stays unanswered. A 2021
+answer is kept for the device; a legacy answer found that way only for the connection. A read is one
+status request; a 2021 unit is also asked for its device info once per connection. All writes go
+without response.
 
 Switches (2021): an authentication frame, then the command; the unit confirms the command. The
 sources disagree on the byte order of the auth address, so the documented order is tried first and
@@ -96,14 +97,17 @@ class AntDriver(BleDriver):
             return
         await self.transport.connect()
         try:
-            self._variant_from_name()
+            self._choose_variant()
             await self.transport.subscribe(self.notify_uuid, self.codec.assembler())
             await self.on_connected()
         except BaseException:
             await self.transport.disconnect()
             raise
 
-    def _variant_from_name(self) -> None:
+    def _choose_variant(self) -> None:
+        """At each connect: the forced generation, else the one the name pins, else a 2021 reply seen
+        before. A legacy reply after an unanswered 2021 request is not kept across connections: a 2021
+        unit whose status reply got lost answers the legacy request too, so the next connection asks again."""
         name = self.transport.device.name if self.transport.device is not None else None
         named = ant.variant_from_name(name)
         shown = (name or "").strip()
@@ -112,9 +116,11 @@ class AntDriver(BleDriver):
                 self._log_once("forced", logging.WARNING, "type ant_legacy forces the legacy protocol, but the "
                                "name %r is that of a 2021 unit; if no readings come, use type ant", shown)
             return
-        if self.codec.variant is None and named is not None:
+        if named is not None:
             self.codec.variant = named
             self._log_once("variant", logging.INFO, "protocol %s (from the advertised name %r)", named.value, shown)
+        elif self.codec.variant is Variant.LEGACY:
+            self.codec.variant = None
 
     async def on_connected(self) -> None:
         self._device_info_due = True
@@ -149,8 +155,8 @@ class AntDriver(BleDriver):
             reading = await self.query(ant_legacy.STATUS_REQUEST, _is_legacy_status)
         except BmsTimeoutError:
             raise BmsTimeoutError("no reply to the status request of either ANT protocol generation") from None
-        self._log_once("variant", logging.INFO,
-                       "protocol legacy (no reply to the 2021 request, the legacy one was answered)")
+        self._log_once("variant", logging.INFO, "protocol legacy (no reply to the 2021 request, the legacy one "
+                       "was answered); type ant_legacy would skip the 2021 request at each connect")
         return reading
 
     # --- switches ---
