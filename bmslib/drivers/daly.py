@@ -340,7 +340,7 @@ class DalyDriver(BleDriver):
             found = await self._probe(tuple(p for p in daly.PROBE_ORDER if p is not forced))
         finally:
             self._frames.use(forced)
-        if found is not DalyProtocol.UNKNOWN:
+        if found not in (forced, DalyProtocol.UNKNOWN):  # a late answer in the forced protocol: just slow
             self.log.warning("configured as type %s (%s), but the BMS answers in %s: set `type: %s` (or `daly` to "
                              "detect the protocol)", FORCING_TYPE[forced], daly.PROTOCOL_NAMES[forced],
                              daly.PROTOCOL_NAMES[found], FORCING_TYPE.get(found, "daly"))
