@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
 from bmslib.drivers.daly import DalyAutoCodec, DalyDriver, DalyFrames
@@ -25,7 +27,7 @@ from bmslib.sim.battery import BatteryModel
 from bmslib.sim.daly import DalyEmulator
 from bmslib.sim.emulator import Faults
 from bmslib.sim.radio import SimRadio
-from tests.helpers import load_vectors
+from tests.helpers import fuzz_settings, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
 ROOT = Path(__file__).parent.parent
@@ -574,3 +576,35 @@ def test_auto_codec_follows_the_frames() -> None:
     assert codec.decode(bytes.fromhex(vector("response 0x94")["frame"]))["cycles"] == 53
     with pytest.raises(FrameError):
         codec.decode(b"\x00" * 13)
+
+
+# --- fuzzing the driver's assembler and codec ----------------------------------------------------------
+
+_FRAMES = st.sampled_from([bytes.fromhex(c["frame"]) for c in VECTORS if not c["kind"].startswith("command")])
+
+
+@fuzz_settings
+@given(st.lists(st.one_of(st.binary(max_size=300), _FRAMES), max_size=12), st.sampled_from([None, *PROTOCOLS]))
+def test_fuzz_frames_assembler_and_codec(pieces: list[bytes], protocol: str | None) -> None:
+    codec = DalyAutoCodec(None if protocol is None else DalyProtocol(protocol))
+    asm = codec.assembler()
+    for piece in pieces:
+        for frame in asm.feed(piece):
+            assert daly.classify_reply(frame) is asm.protocol
+            try:
+                codec.decode(frame)
+            except FrameError:
+                pass
+        assert asm.pending <= daly_rtu.MAX_FRAME
+
+
+@fuzz_settings
+@given(st.lists(_FRAMES, min_size=1, max_size=4), st.binary(max_size=20), st.integers(1, 40))
+def test_fuzz_frames_of_one_protocol_come_through_junk_and_any_split(frames: list[bytes], junk: bytes,
+                                                                    size: int) -> None:
+    first = daly.classify_reply(frames[0])
+    same = [f for f in frames if daly.classify_reply(f) is first]
+    stream = junk.replace(b"\xa5", b"").replace(b"\xd2", b"").replace(b"\x51", b"") + b"".join(same)
+    asm = DalyFrames()
+    got = [f for i in range(0, len(stream), size) for f in asm.feed(stream[i:i + size])]
+    assert got == same and asm.protocol is first
