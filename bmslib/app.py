@@ -98,6 +98,12 @@ class App:
         sinks: list[Sink] = []
         if self.config.mqtt is None:
             sinks.append(ConsoleSink(self.sign))
+        else:
+            from mqtt_util import MqttSink  # noqa: PLC0415  (top-level module; imports bmslib itself)
+
+            sinks.append(MqttSink(self.config, self.sign, request_switch=self.request_switch,
+                                  statuses=lambda: [rt.status for rt in self.devices.values()],
+                                  state_dir=self.state_dir))
         return sinks
 
     def _sim_radio(self) -> SimRadio:

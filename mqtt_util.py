@@ -1,0 +1,874 @@
+"""MQTT side of batmon: samples to topics, Home Assistant discovery, availability and switch commands.
+
+Three parts, from the wire up:
+
+* :class:`MqttConnection` runs a paho-mqtt 2.x client on the asyncio event loop: paho's socket
+  callbacks register the socket with the loop (``add_reader``/``add_writer`` calling
+  ``loop_read``/``loop_write``, a timer calling ``loop_misc``), so no paho thread exists and nothing
+  blocks the loop. Only the TCP connect and the TLS handshake run in an executor thread. It connects
+  in the background, retries with exponential back-off while the broker is down and reconnects
+  forever. Its last will marks the daemon offline.
+* Naming (:func:`topic_prefix`, :func:`node_id`, :class:`DeviceTopics`) and the discovery payload
+  builders (:func:`discovery_config`, :func:`device_block`): pure functions of the entity table in
+  :mod:`bmslib.entities`, compatible with the add-on batmon replaces (see doc/MQTT.md).
+* :class:`MqttSink`, the sink the app feeds: it announces entities (retained), publishes states on
+  change and as a heartbeat, keeps availability, routes switch commands to the app, and removes
+  the discovery of entities a device no longer has (a record of what was announced is kept in the
+  state directory).
+
+All sink callbacks run on the event loop and only queue bytes on a non-blocking socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bmslib import __version__
+from bmslib.config import AppConfig, MqttConfig
+from bmslib.device import DeviceStatus
+from bmslib.entities import METER_NAMES, EntityDescription, Value, meter_entities, meter_entity, sample_entities
+from bmslib.model import DeviceInfo, OutputSign, Sample
+from bmslib.sinks.base import Sink
+
+_LOG = logging.getLogger("batmon.mqtt")
+
+ONLINE, OFFLINE = "online", "offline"
+#: File in the state directory that records which discovery topics were announced per device.
+RECORD_FILE = "mqtt_discovery.json"
+HEARTBEAT_MAX = 60.0  # [s] unchanged states are re-sent at least this often
+COMMANDS_PER_WINDOW = 5  # switch commands accepted per device per COMMAND_WINDOW
+COMMAND_WINDOW = 10.0  # [s]
+SWITCH_ECHO = 8.0  # [s] after a command the switch state is re-sent with every sample, changed or not
+PRUNE_AFTER = 10  # publishes of a device before entities it no longer has are removed
+BIRTH_DELAY = 1.0  # [s] after Home Assistant's birth message, before everything is re-published
+
+SendFn = Callable[[str, str, bool], bool]
+SwitchRequest = Callable[[str, str, bool], bool]
+
+
+# --------------------------------------------------------------------------------------------------
+# Naming
+
+_PREFIX_UNSAFE = re.compile(r"[^\w./-]")
+_NODE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def topic_prefix(alias: str) -> str:
+    """The device's topic prefix: word characters, '.', '/' and '-' are kept, anything else becomes '_'.
+
+    This is the rule of the add-on batmon replaces, except that it does not turn '-' into '_' (a
+    regex range accident there since its 1.76): for every alias without '-' both give the same prefix.
+    """
+    return _PREFIX_UNSAFE.sub("_", alias)
+
+
+def node_id(prefix: str) -> str:
+    """The discovery node id: Home Assistant accepts only ``[a-zA-Z0-9_-]`` there; the rest becomes '_'.
+
+    Same as the replaced add-on (which replaced '/') for every prefix Home Assistant accepted from it.
+    """
+    return _NODE_UNSAFE.sub("_", prefix)
+
+
+def object_id(desc: EntityDescription) -> str:
+    """The discovery object id: ``_<key_id>`` for sensors, the key's last level for the others."""
+    return f"_{desc.key_id}" if desc.component == "sensor" else desc.key.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTopics:
+    """All topics of one device."""
+
+    prefix: str
+    node: str
+    discovery_prefix: str
+
+    @classmethod
+    def for_alias(cls, alias: str, discovery_prefix: str) -> DeviceTopics:
+        prefix = topic_prefix(alias)
+        return cls(prefix=prefix, node=node_id(prefix), discovery_prefix=discovery_prefix)
+
+    def state(self, desc: EntityDescription) -> str:
+        return f"{self.prefix}/{desc.key}"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.prefix}/availability"
+
+    def discovery(self, desc: EntityDescription) -> str:
+        return f"{self.discovery_prefix}/{desc.component}/{self.node}/{object_id(desc)}/config"
+
+    def command(self, switch: str) -> str:
+        return f"{self.discovery_prefix}/switch/{self.node}/{switch}/set"
+
+    def unique_id(self, desc: EntityDescription) -> str:
+        return f"{self.prefix}__{desc.key_id}"
+
+
+def instance_id(aliases: Iterable[str]) -> str:
+    """A short id of this daemon instance (from its devices), used in its status topic."""
+    return hashlib.sha1("\n".join(sorted(aliases)).encode(), usedforsecurity=False).hexdigest()[:8]
+
+
+def daemon_status_topic(aliases: Iterable[str]) -> str:
+    return f"batmon/{instance_id(aliases)}/status"
+
+
+# --------------------------------------------------------------------------------------------------
+# Payloads
+
+def format_payload(value: Value) -> str:
+    """A state payload: ``ON``/``OFF`` for booleans, numbers as plain decimal text, text as is."""
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(value)
+        text = repr(value)
+        if "e" in text:
+            text = f"{value:.6f}".rstrip("0").rstrip(".")
+        return text
+    return str(value)
+
+
+def device_block(status: DeviceStatus, topics: DeviceTopics) -> dict[str, Any]:
+    """The discovery ``device`` block. Its identifier comes from the BLE address (or type and alias) and
+    never changes when device info arrives later; the other fields fill in when known."""
+    info: DeviceInfo = status.device_info
+    block: dict[str, Any] = {
+        "identifiers": [f"batmon_{status.identifier}"],
+        "name": f"{info.name} ({topics.prefix})" if info.name else topics.prefix,
+    }
+    for key, value in (("manufacturer", info.manufacturer), ("model", info.model), ("sw_version", info.sw_version),
+                       ("hw_version", info.hw_version), ("serial_number", info.serial)):
+        if value:
+            block[key] = value
+    return block
+
+
+ORIGIN = {"name": "batmon", "sw_version": __version__}
+
+
+def expire_after(expire_values_after: float) -> int | None:
+    return max(1, math.ceil(expire_values_after)) if expire_values_after > 0 else None
+
+
+def discovery_config(desc: EntityDescription, topics: DeviceTopics, *, device: Mapping[str, Any],
+                     daemon_topic: str, expire: int | None) -> dict[str, Any]:
+    """The discovery payload of one entity."""
+    cfg: dict[str, Any] = {
+        "unique_id": topics.unique_id(desc),
+        "name": desc.name,
+        "state_topic": topics.state(desc),
+    }
+    if desc.component == "switch":
+        assert desc.switch is not None
+        cfg["command_topic"] = topics.command(desc.switch)
+        cfg["payload_on"], cfg["payload_off"] = "ON", "OFF"
+    for key, value in (("device_class", desc.device_class), ("state_class", desc.state_class),
+                       ("unit_of_measurement", desc.unit), ("suggested_display_precision", desc.precision),
+                       ("entity_category", desc.entity_category)):
+        if value is not None:
+            cfg[key] = value
+    if desc.icon:
+        cfg["icon"] = f"mdi:{desc.icon}"
+    if not desc.enabled_by_default:
+        cfg["enabled_by_default"] = False
+    if expire is not None and desc.component != "switch":
+        cfg["expire_after"] = expire
+    cfg["availability"] = [{"topic": daemon_topic}, {"topic": topics.availability}]
+    cfg["availability_mode"] = "all"
+    cfg["device"] = dict(device)
+    cfg["origin"] = dict(ORIGIN)
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------------
+# The connection
+
+
+class MqttConnection:
+    """A paho-mqtt client driven by the asyncio event loop (no paho thread).
+
+    :meth:`start` returns at once; the connection is made in the background and re-made whenever it
+    drops, with back-off from ``backoff[0]`` doubling up to ``backoff[1]`` seconds while the broker
+    cannot be reached. ``on_connected`` runs on the loop after every successful (re)connect,
+    ``on_message(topic, payload, retained)`` for every message received.
+    """
+
+    def __init__(self, config: MqttConfig, *, client_id: str, will_topic: str,
+                 on_connected: Callable[[], None], on_message: Callable[[str, bytes, bool], None],
+                 backoff: tuple[float, float] = (1.0, 60.0), keepalive: int = 30) -> None:
+        self.config = config
+        self.will_topic = will_topic
+        self.on_connected = on_connected
+        self.on_message = on_message
+        self.backoff = backoff
+        self.connected = False
+        self.connects = 0  # successful connects (for tests and logs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ended = asyncio.Event()
+        self._stopping = False
+        self._connecting = False
+        self._failures = 0
+        self._sock: Any = None
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        c.enable_logger(logging.getLogger("batmon.mqtt.paho"))
+        c.connect_timeout = 5.0
+        if config.user:
+            c.username_pw_set(config.user, config.password)
+        if config.tls:
+            c.tls_set_context(ssl.create_default_context(cafile=config.ca_cert or None))
+        c.will_set(will_topic, OFFLINE, qos=1, retain=True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_register_write
+        c.on_socket_unregister_write = self._on_unregister_write
+        c.connect_async(config.host, config.port, keepalive)
+        self.client = c
+
+    # --- public ---
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._tasks = [self._loop.create_task(self._supervise(), name="mqtt-connect"),
+                       self._loop.create_task(self._misc(), name="mqtt-misc")]
+
+    def publish(self, topic: str, payload: str, *, retain: bool = False, qos: int = 0) -> bool:
+        """Queue a message; False when not connected (nothing is queued then)."""
+        if not self.connected:
+            return False
+        try:
+            info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        except (ValueError, OSError) as exc:
+            _LOG.warning("publish to %s failed: %s", topic, exc)
+            return False
+        return info.rc == paho.MQTT_ERR_SUCCESS
+
+    def subscribe(self, topics: Iterable[str], qos: int = 1) -> None:
+        wanted = [(t, qos) for t in topics]
+        for start in range(0, len(wanted), 64):
+            self.client.subscribe(wanted[start:start + 64])
+
+    async def stop(self, timeout: float) -> None:
+        """Mark the daemon offline, disconnect cleanly (no last will), and stop."""
+        self._stopping = True
+        if self.connected:
+            self.publish(self.will_topic, OFFLINE, retain=True, qos=1)
+            self._ended.clear()
+            self.client.disconnect()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.05, timeout)):
+                    await self._ended.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._unwatch()
+
+    # --- background ---
+    async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self.backoff[0]
+        while not self._stopping:
+            self._ended.clear()
+            self._connecting = True
+            try:
+                await loop.run_in_executor(None, self.client.reconnect)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                self._connecting = False
+                self._failures += 1
+                if self._failures == 1 or self._failures % 20 == 0:
+                    _LOG.warning("cannot connect to the MQTT broker %s:%s: %s; retrying (every %.0f s at most)",
+                                 self.config.host, self.config.port, exc or type(exc).__name__, self.backoff[1])
+                else:
+                    _LOG.debug("connect to %s:%s failed: %s", self.config.host, self.config.port, exc)
+                await asyncio.sleep(delay)
+                delay = min(self.backoff[1], delay * 2)
+                continue
+            self._connecting = False
+            await self._ended.wait()
+            if self._stopped():
+                return
+            if self._failures == 0:  # the session was up: reconnect soon
+                delay = self.backoff[0]
+                await asyncio.sleep(delay)
+            else:  # refused (credentials, ...): back off
+                await asyncio.sleep(delay)
+                delay = min(self.backoff[1], delay * 2)
+
+    def _stopped(self) -> bool:
+        return self._stopping
+
+    async def _misc(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if not self._connecting and self.client.socket() is not None:
+                try:
+                    self.client.loop_misc()
+                except Exception:  # noqa: BLE001  (paho must not end the timer; logged with traceback)
+                    _LOG.exception("MQTT keepalive handling failed")
+
+    # --- paho callbacks (on the loop thread, except socket open/register during a connect) ---
+    def _on_connect(self, client: paho.Client, userdata: object, flags: object, reason: Any,
+                    properties: object) -> None:
+        if reason.is_failure:
+            self._failures += 1
+            _LOG.error("the MQTT broker %s:%s refused the connection: %s", self.config.host, self.config.port,
+                       reason)
+            return
+        if self._failures:
+            _LOG.info("connected to the MQTT broker %s:%s", self.config.host, self.config.port)
+        else:
+            _LOG.info("connected to the MQTT broker %s:%s%s", self.config.host, self.config.port,
+                      " (TLS)" if self.config.tls else "")
+        self._failures = 0
+        self.connected = True
+        self.connects += 1
+        try:
+            self.on_connected()
+        except Exception:  # noqa: BLE001  (a bug there must not break the connection; logged)
+            _LOG.exception("MQTT on-connect handling failed")
+
+    def _on_disconnect(self, client: paho.Client, userdata: object, flags: object, reason: Any,
+                       properties: object) -> None:
+        was = self.connected
+        self.connected = False
+        if was and not self._stopping:
+            _LOG.warning("lost the connection to the MQTT broker (%s); reconnecting", reason)
+        self._ended.set()
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        try:
+            self.on_message(msg.topic, bytes(msg.payload), bool(msg.retain))
+        except Exception:  # noqa: BLE001  (one bad message must not break the connection; logged)
+            _LOG.exception("handling the MQTT message on %s failed", msg.topic)
+
+    def _on_socket_open(self, client: paho.Client, userdata: object, sock: Any) -> None:
+        self._on_loop(lambda: self._watch(sock))
+
+    def _on_socket_close(self, client: paho.Client, userdata: object, sock: Any) -> None:
+        self._on_loop(self._unwatch)
+
+    def _on_register_write(self, client: paho.Client, userdata: object, sock: Any) -> None:
+        self._on_loop(lambda: self._want_write(sock, True))
+
+    def _on_unregister_write(self, client: paho.Client, userdata: object, sock: Any) -> None:
+        self._on_loop(lambda: self._want_write(sock, False))
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            fn()
+        else:
+            loop.call_soon_threadsafe(fn)
+
+    # --- socket watching (loop thread only) ---
+    def _watch(self, sock: Any) -> None:
+        self._unwatch()
+        assert self._loop is not None
+        try:
+            self._loop.add_reader(sock, self._readable)
+        except (ValueError, OSError):  # closed before we got to it
+            return
+        self._sock = sock
+
+    def _unwatch(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None or self._loop is None:
+            return
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_writer(sock)
+
+    def _want_write(self, sock: Any, on: bool) -> None:
+        if self._loop is None or sock is not self._sock:
+            return
+        with contextlib.suppress(ValueError, OSError):
+            if on:
+                self._loop.add_writer(sock, self._writable)
+            else:
+                self._loop.remove_writer(sock)
+
+    def _readable(self) -> None:
+        try:
+            rc = self.client.loop_read()
+            sock = self.client.socket()
+            # TLS: records already decrypted sit in the SSL object, not in the socket; drain them
+            while rc == paho.MQTT_ERR_SUCCESS and sock is not None and isinstance(sock, ssl.SSLSocket) \
+                    and sock.pending() > 0:
+                rc = self.client.loop_read()
+        except Exception:  # noqa: BLE001  (must not escape into the event loop; logged with traceback)
+            _LOG.exception("MQTT read failed")
+
+    def _writable(self) -> None:
+        try:
+            self.client.loop_write()
+        except Exception:  # noqa: BLE001  (must not escape into the event loop; logged with traceback)
+            _LOG.exception("MQTT write failed")
+
+
+# --------------------------------------------------------------------------------------------------
+# What was announced, across restarts
+
+
+class DiscoveryRecord:
+    """Per device alias: its availability topic and the discovery topics announced for it.
+
+    Kept as JSON in the state directory so that entities a device no longer has (fewer cells, a device
+    removed from the options) can be removed after a restart too.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.devices: dict[str, dict[str, Any]] = {}
+        self._dirty = False
+
+    def load(self) -> None:
+        if self.path is None:
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            _LOG.warning("ignoring %s (%s): entities removed while batmon was down stay in Home Assistant",
+                         self.path, exc)
+            return
+        devices = data.get("devices") if isinstance(data, dict) else None
+        if isinstance(devices, dict):
+            for alias, entry in devices.items():
+                if isinstance(entry, dict) and isinstance(entry.get("discovery"), list):
+                    self.devices[str(alias)] = {
+                        "availability": str(entry.get("availability") or ""),
+                        "discovery": sorted({str(t) for t in entry["discovery"]}),
+                    }
+
+    def topics(self, alias: str) -> set[str]:
+        return set(self.devices.get(alias, {}).get("discovery", ()))
+
+    def set(self, alias: str, availability: str, topics: Iterable[str]) -> None:
+        entry = {"availability": availability, "discovery": sorted(set(topics))}
+        if self.devices.get(alias) != entry:
+            self.devices[alias] = entry
+            self._dirty = True
+
+    def forget(self, alias: str) -> None:
+        if self.devices.pop(alias, None) is not None:
+            self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty or self.path is None:
+            return
+        self._dirty = False
+        tmp = self.path.with_name(f"{self.path.name}.{secrets.token_hex(3)}.tmp")
+        try:
+            tmp.write_text(json.dumps({"version": 1, "devices": self.devices}, indent=1, sort_keys=True),
+                           encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            _LOG.warning("cannot write %s: %s", self.path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+# --------------------------------------------------------------------------------------------------
+# The sink
+
+
+@dataclass
+class _SentState:
+    payload: str
+    at: float  # monotonic time of the last send (-inf: send at the next chance)
+
+
+@dataclass
+class _Device:
+    alias: str
+    topics: DeviceTopics
+    status: DeviceStatus | None = None
+    entities: dict[tuple[str, str], EntityDescription] = field(default_factory=dict)
+    configs: dict[str, str] = field(default_factory=dict)  # discovery topic -> payload sent this session
+    states: dict[str, _SentState] = field(default_factory=dict)
+    meters: dict[str, float] = field(default_factory=dict)
+    available: bool = False
+    publishes: int = 0
+    pruned: bool = False
+    info: DeviceInfo | None = None
+    echo_switches_until: float = -math.inf
+    commands: deque[float] = field(default_factory=deque)
+    dropping: bool = False
+
+
+class MqttSink(Sink):
+    """Publishes to MQTT for Home Assistant (see the module docstring and doc/MQTT.md)."""
+
+    name = "mqtt"
+
+    def __init__(self, config: AppConfig, sign: OutputSign, *, request_switch: SwitchRequest,
+                 statuses: Callable[[], Iterable[DeviceStatus]], state_dir: Path | None = None,
+                 backoff: tuple[float, float] = (1.0, 60.0), keepalive: int = 30,
+                 prune_after: int = PRUNE_AFTER, birth_delay: float = BIRTH_DELAY,
+                 commands_per_window: int = COMMANDS_PER_WINDOW, command_window: float = COMMAND_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        assert config.mqtt is not None
+        self.config = config
+        self.mqtt = config.mqtt
+        self.sign = sign
+        self.request_switch = request_switch
+        self.statuses = statuses
+        self.prune_after = prune_after
+        self.birth_delay = birth_delay
+        self.commands_per_window = commands_per_window
+        self.command_window = command_window
+        self.clock = clock
+        self.expire = expire_after(config.expire_values_after)
+        self.heartbeat = min(config.expire_values_after / 2, HEARTBEAT_MAX) if self.expire else HEARTBEAT_MAX
+        self.aliases = tuple(d.alias for d in config.devices)
+        self.status_topic = daemon_status_topic(self.aliases)
+        self.birth_topic = f"{self.mqtt.discovery_prefix}/status"
+        self.record = DiscoveryRecord(state_dir / RECORD_FILE if state_dir is not None else None)
+        self.devices: dict[str, _Device] = {
+            a: _Device(a, DeviceTopics.for_alias(a, self.mqtt.discovery_prefix)) for a in self.aliases}
+        self._commands: dict[str, tuple[str, str]] = {}  # command topic -> (alias, switch)
+        self._check_collisions()
+        client_id = f"batmon-{instance_id(self.aliases)}-{secrets.token_hex(2)}"
+        self.conn = MqttConnection(self.mqtt, client_id=client_id, will_topic=self.status_topic,
+                                   on_connected=self._on_connected, on_message=self._on_message,
+                                   backoff=backoff, keepalive=keepalive)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._birth_task: asyncio.Task[None] | None = None
+
+    def _check_collisions(self) -> None:
+        seen: dict[str, str] = {}
+        for dev in self.devices.values():
+            for key in (dev.topics.prefix.casefold(), dev.topics.node.casefold()):
+                other = seen.setdefault(key, dev.alias)
+                if other != dev.alias:
+                    _LOG.error("devices %r and %r map to the same MQTT topics (%s); give one another alias",
+                               other, dev.alias, key)
+
+    # --- life cycle ---
+    async def start(self) -> None:
+        self.record.load()
+        self.conn.start()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._heartbeat(), name="mqtt-heartbeat"))
+
+    async def stop(self, timeout: float) -> None:
+        for task in (*self._tasks, *([self._birth_task] if self._birth_task else [])):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.record.save()
+        await self.conn.stop(timeout)
+
+    # --- sink callbacks ---
+    def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
+        dev = self._device(device)
+        if not dev.entities:
+            return
+        echo = self.clock() < dev.echo_switches_until
+        for desc in dev.entities.values():
+            if desc.switch is not None and desc.component != "switch":  # one send per state topic
+                value = desc.state(sample, device, self.sign)
+                if value is not None:
+                    self._send_state(dev, dev.topics.state(desc), format_payload(value), force=echo)
+
+    def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
+        dev = self._device(device)
+        dev.publishes += 1
+        new = [d for d in sample_entities(sample, device, self.sign)
+               if (d.component, d.key) not in dev.entities]
+        for d in new:
+            dev.entities[(d.component, d.key)] = d
+        if new or dev.info != device.device_info:
+            self._announce(dev)
+        if not dev.pruned and dev.publishes >= self.prune_after:
+            self._prune(dev)
+        seen: set[str] = set()
+        for desc in dev.entities.values():
+            topic = dev.topics.state(desc)
+            if desc.meter is not None or topic in seen:
+                continue
+            seen.add(topic)
+            value = desc.state(sample, device, self.sign)
+            if value is None:
+                dev.states.pop(topic, None)  # not reported now: let it expire rather than repeat it
+            else:
+                self._send_state(dev, topic, format_payload(value))
+
+    def on_availability(self, device: DeviceStatus, available: bool) -> None:
+        dev = self._device(device)
+        dev.available = available
+        if available:
+            for st in dev.states.values():
+                st.at = -math.inf
+        self.conn.publish(dev.topics.availability, ONLINE if available else OFFLINE, retain=True, qos=1)
+
+    def on_meters(self, device: DeviceStatus, meters: Mapping[str, float]) -> None:
+        dev = self._device(device)
+        fresh = False
+        for name, value in meters.items():
+            desc = meter_entity(name)
+            if desc is None or value is None or not math.isfinite(value):
+                continue
+            dev.meters[name] = value
+            if ("sensor", desc.key) not in dev.entities:
+                dev.entities[("sensor", desc.key)] = desc
+                fresh = True
+        if fresh:
+            self._announce(dev)
+        for desc in meter_entities(dev.meters):
+            assert desc.meter is not None
+            reading = desc.rounded(dev.meters[desc.meter])
+            if reading is not None:
+                self._send_state(dev, dev.topics.state(desc), format_payload(reading))
+
+    # --- internals ---
+    def _device(self, status: DeviceStatus) -> _Device:
+        dev = self.devices.get(status.alias)
+        if dev is None:
+            dev = self.devices[status.alias] = _Device(
+                status.alias, DeviceTopics.for_alias(status.alias, self.mqtt.discovery_prefix))
+        dev.status = status
+        return dev
+
+    def _send_state(self, dev: _Device, topic: str, payload: str, *, force: bool = False) -> None:
+        now = self.clock()
+        last = dev.states.get(topic)
+        if not force and last is not None and last.payload == payload and now - last.at < self.heartbeat:
+            return
+        if self.conn.publish(topic, payload):
+            dev.states[topic] = _SentState(payload, now)
+        else:
+            dev.states[topic] = _SentState(payload, -math.inf)
+
+    def _configs(self, dev: _Device) -> dict[str, str]:
+        assert dev.status is not None
+        device = device_block(dev.status, dev.topics)
+        out: dict[str, str] = {}
+        for desc in dev.entities.values():
+            cfg = discovery_config(desc, dev.topics, device=device, daemon_topic=self.status_topic,
+                                   expire=self.expire)
+            out[dev.topics.discovery(desc)] = json.dumps(cfg, ensure_ascii=False)
+        return out
+
+    def _announce(self, dev: _Device, *, force: bool = False) -> None:
+        """Publish (retained) the discovery configs that changed, or all of them with ``force``."""
+        if dev.status is None or not dev.entities:
+            return
+        dev.info = dev.status.device_info
+        if not self.conn.connected:
+            return
+        for topic, payload in self._configs(dev).items():
+            changed = force or dev.configs.get(topic) != payload
+            if changed and self.conn.publish(topic, payload, retain=True, qos=1):
+                dev.configs[topic] = payload
+        self._remember(dev, set(dev.configs))
+
+    def _meter_topics(self, dev: _Device) -> set[str]:
+        return {dev.topics.discovery(d) for d in meter_entities(METER_NAMES)}
+
+    def _remember(self, dev: _Device, topics: set[str]) -> None:
+        """Record ``topics`` as announced for ``dev``. Until the device is pruned, topics recorded in an
+        earlier run stay in the record (they may still be removed); meter topics always stay (meters
+        deliver their first values later than samples)."""
+        recorded = self.record.topics(dev.alias)
+        keep = recorded if not dev.pruned else recorded & self._meter_topics(dev)
+        self.record.set(dev.alias, dev.topics.availability, topics | keep)
+        self.record.save()
+
+    def _prune(self, dev: _Device) -> None:
+        """Remove the discovery of entities announced in an earlier run that this device no longer has."""
+        if not self.conn.connected or not dev.configs:
+            return
+        current = set(self._configs(dev))
+        meters = self._meter_topics(dev)
+        stale = {t for t in self.record.topics(dev.alias) if t not in current and t not in meters}
+        for topic in sorted(stale):
+            _LOG.info("%s: removing entity %s (no longer reported)", dev.alias, topic)
+            self.conn.publish(topic, "", retain=True, qos=1)
+        dev.pruned = True
+        self._remember(dev, current)
+
+    def _remove_unconfigured(self) -> None:
+        for alias in sorted(set(self.record.devices) - set(self.aliases)):
+            entry = self.record.devices[alias]
+            _LOG.info("device %r is no longer configured: removing its %d entities from Home Assistant", alias,
+                      len(entry["discovery"]))
+            for topic in entry["discovery"]:
+                self.conn.publish(topic, "", retain=True, qos=1)
+            if entry.get("availability"):
+                self.conn.publish(entry["availability"], "", retain=True, qos=1)
+            self.record.forget(alias)
+        self.record.save()
+
+    def _republish(self) -> None:
+        """Everything, as after a connect: availability, discovery (retained), then current states."""
+        self.conn.publish(self.status_topic, ONLINE, retain=True, qos=1)
+        for dev in self.devices.values():
+            self.conn.publish(dev.topics.availability, ONLINE if dev.available else OFFLINE, retain=True, qos=1)
+        for dev in self.devices.values():
+            self._announce(dev, force=True)
+        now = self.clock()
+        for dev in self.devices.values():
+            if dev.available:
+                for topic, st in dev.states.items():
+                    if self.conn.publish(topic, st.payload):
+                        st.at = now
+
+    def _on_connected(self) -> None:
+        self._command_topics()
+        self.conn.subscribe([self.birth_topic, *self._commands])
+        self._remove_unconfigured()
+        self._republish()
+
+    def _command_topics(self) -> None:
+        self._commands.clear()
+        for status in self.statuses():
+            dev = self._device(status)
+            for switch in sorted(status.switches):
+                self._commands[dev.topics.command(switch)] = (status.alias, switch)
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic == self.birth_topic:
+            if payload.strip().lower() == b"online":
+                self._schedule_republish()
+            return
+        target = self._commands.get(topic)
+        if target is None:
+            return
+        alias, switch = target
+        text = payload.decode("utf-8", errors="replace").strip()
+        if retained:
+            _LOG.warning("%s: ignoring a retained switch command on %s (commands must not be retained)", alias,
+                         topic)
+            return
+        word = text.upper()
+        if word not in ("ON", "OFF"):
+            _LOG.warning("%s: ignoring switch command %r on %s: the payload must be ON or OFF", alias,
+                         text[:40], topic)
+            return
+        dev = self.devices[alias]
+        if not self._rate_ok(dev):
+            return
+        _LOG.info("%s: switch %s %s requested over MQTT", alias, switch, word.lower())
+        if self.request_switch(alias, switch, word == "ON"):
+            dev.echo_switches_until = self.clock() + SWITCH_ECHO
+
+    def _rate_ok(self, dev: _Device) -> bool:
+        now = self.clock()
+        while dev.commands and now - dev.commands[0] >= self.command_window:
+            dev.commands.popleft()
+        if len(dev.commands) >= self.commands_per_window:
+            if not dev.dropping:
+                dev.dropping = True
+                _LOG.warning("%s: more than %d switch commands within %.0f s; dropping commands for now",
+                             dev.alias, self.commands_per_window, self.command_window)
+            return False
+        dev.dropping = False
+        dev.commands.append(now)
+        return True
+
+    def _schedule_republish(self) -> None:
+        if self._birth_task is not None and not self._birth_task.done():
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(self.birth_delay)
+            _LOG.info("Home Assistant came online: re-publishing discovery and states")
+            self._republish()
+
+        self._birth_task = asyncio.get_running_loop().create_task(later(), name="mqtt-birth")
+
+    async def _heartbeat(self) -> None:
+        tick = max(0.05, min(1.0, self.heartbeat / 4))
+        while True:
+            await asyncio.sleep(tick)
+            if not self.conn.connected:
+                continue
+            now = self.clock()
+            for dev in self.devices.values():
+                if not dev.available:
+                    continue
+                for topic, st in dev.states.items():
+                    if now - st.at >= self.heartbeat and self.conn.publish(topic, st.payload):
+                        st.at = now
+
+
+
+# --------------------------------------------------------------------------------------------------
+# Documentation: the entity table of doc/MQTT.md is generated from the entity table itself
+
+
+def _doc_rows() -> list[tuple[EntityDescription, dict[str, str], str]]:
+    """(description, textual substitutions, when published) for every kind of entity, in doc order."""
+    from bmslib.entities import (  # noqa: PLC0415  (only the doc needs them)
+        DIAGNOSTICS,
+        SAMPLE_ENTITIES,
+        cell_entities,
+        switch_entities,
+        temperature_entities,
+    )
+
+    rows: list[tuple[EntityDescription, dict[str, str], str]] = []
+    for d in SAMPLE_ENTITIES:
+        rows.append((d, {}, "when the device reports it"))
+    cell = cell_entities(1)[0]
+    rows.append((cell, {"cell_voltages/1": "cell_voltages/<i>", "cell_voltages_1": "cell_voltages_<i>",
+                        "Cell Volt 1": "Cell Volt <i>"}, "per cell, i = 1..n; the name pads i to the digits of n"))
+    for d in cell_entities(2)[2:]:
+        rows.append((d, {}, "more than one cell"))
+    rows.append((temperature_entities(1)[0], {"/1": "/<i>", "_1": "_<i>", "Temperatures 1": "Temperatures <i>"},
+                 "per temperature probe, i = 1..n"))
+    sw = {"charge": "<name>"}
+    for d in switch_entities(["charge"], {"charge"}):
+        rows.append((d, sw, "per switch batmon can set (charge, discharge, balance)" if d.component == "switch"
+                     else "per switch reported; disabled by default where a switch entity exists"))
+    for d in DIAGNOSTICS:
+        rows.append((d, {}, "RSSI when known" if d.key == "diag/rssi" else "always"))
+    for d in meter_entities(METER_NAMES):
+        rows.append((d, {}, "once the meters have a value"))
+    return rows
+
+
+def entity_table_markdown(alias: str = "battery1", discovery_prefix: str = "homeassistant") -> str:
+    """The Markdown table of every entity batmon can publish for a device ``alias``."""
+    topics = DeviceTopics.for_alias(alias, discovery_prefix)
+    columns = ("state topic", "discovery topic", "unique_id", "name", "component", "unit", "device_class",
+               "state_class", "precision", "category", "published")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for d, subst, when in _doc_rows():
+        names = [topics.state(d), topics.discovery(d), topics.unique_id(d), d.name]
+        for old, new in subst.items():
+            names = [n.replace(old, new) for n in names]
+        cells = [f"`{n}`" for n in names[:3]] + [names[3], d.component, d.unit or "", d.device_class or "",
+                                                d.state_class or "", "" if d.precision is None else str(d.precision),
+                                                d.entity_category or "", when]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
