@@ -14,19 +14,21 @@ from typing import Any
 
 import pytest
 from bleak.exc import BleakError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
 from bmslib.errors import BmsAuthError, BmsDisconnectedError, BmsTimeoutError, UnsupportedError
 from bmslib.model import Sample
 from bmslib.protocol import ant_2021, ant_codes, ant_control, ant_legacy
-from bmslib.protocol.ant import Variant
+from bmslib.protocol.ant import AntCodec, Variant
 from bmslib.protocol.ant_control import AuthOrder
 from bmslib.registry import device_types
 from bmslib.sim.ant import AntEmulator, AntLegacyEmulator
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults, GattChar, GattService
 from bmslib.sim.radio import SimRadio
-from tests.helpers import chunks_of, load_vectors
+from tests.helpers import chunks_of, fuzz_settings, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -437,6 +439,38 @@ def test_scan_recognises_the_emulator_advertisement(cls: type[AntEmulator], name
     assert adv.manufacturer_data[0x2313] == bytes.fromhex("88a0a4c137000001")
     kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
     assert kinds == ("ant",)
+
+
+# --- emulator frames ----------------------------------------------------------------------------
+
+
+@fuzz_settings
+@given(cells=st.integers(1, 32), probes=st.integers(0, 6), soc=st.floats(0, 100),
+       load=st.floats(-300, 300), legacy=st.booleans())
+def test_emulator_frames_decode_to_the_battery(cells: int, probes: int, soc: float, load: float,
+                                               legacy: bool) -> None:
+    battery = BatteryModel(cells=cells, temperature_probes=probes, soc=soc, capacity_ah=150.0,
+                           load=lambda _t: load, clock=lambda: 0.0)
+    em = AntEmulator(address="A4:C1:37:00:00:01", name=NAME_EITHER, battery=battery,
+                     variant=Variant.LEGACY if legacy else Variant.V2021)
+    codec = AntCodec()
+    frame = em.legacy_frame() if legacy else em.status_frame()
+    (got,) = codec.assembler().feed(frame)
+    r = codec.decode(got)
+    assert r["current"] == pytest.approx(battery.current, abs=0.051)
+    assert list(r["cell_voltages"]) == pytest.approx(battery.cell_voltages, abs=0.0006)
+    assert list(r["temperatures"]) == pytest.approx(battery.temperatures, abs=0.51)
+    assert r["soc"] == round(battery.soc) and r["charge"] == pytest.approx(battery.charge_ah, abs=1e-5)
+    assert r["voltage"] == pytest.approx(battery.voltage, abs=0.051 if legacy else 0.006)
+
+
+@fuzz_settings
+@given(data=st.binary(max_size=64), legacy=st.booleans())
+def test_emulator_ignores_malformed_host_writes(data: bytes, legacy: bool) -> None:
+    em = AntEmulator(address="A4:C1:37:00:00:01", name=NAME_EITHER,
+                     variant=Variant.LEGACY if legacy else Variant.V2021)
+    for payload in (data, ant_2021.HEAD + data, bytes((0xA5, 0xA5)) + data[:4]):
+        em.handle_write(em.notify_uuid, payload)  # not connected: answers go nowhere, nothing raises
 
 
 # --- decode CLI on the captured frames ----------------------------------------------------------
