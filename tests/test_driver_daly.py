@@ -608,3 +608,25 @@ def test_fuzz_frames_of_one_protocol_come_through_junk_and_any_split(frames: lis
     asm = DalyFrames()
     got = [f for i in range(0, len(stream), size) for f in asm.feed(stream[i:i + size])]
     assert got == same and asm.protocol is first
+
+
+class NoVersionEmulator(DalyEmulator):
+    """A D2 unit that does not answer the version read."""
+
+    def handle_write(self, char_uuid: str, data: bytes) -> None:
+        if data != daly_modbus.VERSION_REQUEST:
+            super().handle_write(char_uuid, data)
+
+
+async def test_unanswered_version_read_is_not_repeated(radio: SimRadio, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    em = add_emulator(radio, NoVersionEmulator, battery=steady_battery(), protocol="modbus")
+    drv = make_driver("daly_modbus", radio, em)
+    drv.request_timeout = 0.2  # type: ignore[misc]
+    for _ in range(3):
+        await drv.connect()
+        assert_matches_battery(sample(await drv.read()), em, "modbus")
+        await drv.disconnect()
+    assert writes(em).count(daly_modbus.VERSION_REQUEST) == 1
+    assert sum("no version information" in r.getMessage() for r in caplog.records) == 1
+    assert drv.device_info.sw_version is None and drv.device_info.model == MODEL["modbus"]

@@ -239,11 +239,13 @@ class DalyDriver(BleDriver):
         self.device_info = self.device_info.merged(DeviceInfo(manufacturer="Daly",
                                                               model=daly.PROTOCOL_NAMES[protocol]))
         session = self.codec.session(protocol)
+        if "no_version" in self._told:
+            return
         for request in session.device_info_requests():  # D2 version block, once per connection
             try:
                 await self._ask(session, request)
-            except (BmsTimeoutError, FrameError) as exc:
-                self.log.info("no version information from the BMS (%s); continuing without it", exc)
+            except (BmsTimeoutError, FrameError) as exc:  # not asked again: it would delay every connection
+                self._once("no_version", "no version information from the BMS (%s); batmon does without it", exc)
 
     async def _detect(self) -> DalyProtocol:
         """Probe (first connection of type ``daly``) and remember the answer in the codec."""
