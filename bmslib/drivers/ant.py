@@ -114,7 +114,8 @@ class AntDriver(BleDriver):
         if self.forced_variant is not None:
             if named is not None and named is not self.forced_variant:
                 self._log_once("forced", logging.WARNING, "type ant_legacy forces the legacy protocol, but the "
-                               "name %r is that of a 2021 unit; if no readings come, use type ant", shown)
+                               "name %r is that of a 2021 unit, which answers it with less (no SoH, MOSFET "
+                               "temperature or balance switch); type ant would use the 2021 protocol", shown)
             return
         if named is not None:
             self.codec.variant = named
