@@ -127,6 +127,7 @@ class VictronGattDriver(BleDriver):
         """As BleDriver.connect, except that values are subscribed per characteristic (on_connected)."""
         if self.transport.is_connected:
             return
+        await self._stop_keepalive()  # the loop of a link that dropped
         await self.transport.connect()
         try:
             await self.on_connected()
@@ -221,12 +222,15 @@ class VictronGattDriver(BleDriver):
         values = [self._values[u] for u in self._present if u in self._values]
         return self.absorb(merge_readings(*values, {"device_info": DeviceInfo(manufacturer=victron.MANUFACTURER)}))
 
-    async def disconnect(self) -> None:
+    async def _stop_keepalive(self) -> None:
         task, self._keepalive = self._keepalive, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def disconnect(self) -> None:
+        await self._stop_keepalive()
         await self.transport.disconnect()
 
 
