@@ -12,10 +12,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bmslib.algorithm import DEFAULT_CALIBRATION_DAYS, AlgorithmRunner, parse_algorithm
 from bmslib.ble.backend import SYSTEM, BleBackend
 from bmslib.config import AppConfig, DeviceConfig
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
+from bmslib.groups import FIRST_SAMPLE_WAIT, GroupDriver, age_limit, group_device_type, member_switches
+from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
 from bmslib.publishing import Averager, PublishSchedule
 from bmslib.registry import DeviceType, device_types
@@ -30,6 +33,8 @@ _LOG = logging.getLogger("batmon")
 
 SampleHook = Callable[[DeviceStatus, Sample], Awaitable[None]]
 AVAILABILITY_CHECK = 1.0  # [s]
+METER_PUBLISH_PERIOD = 30.0  # [s] meters go to the sinks this often (and at start and shutdown)
+STATE_SAVE_PERIOD = 30.0  # [s] meter states are saved this often (and at shutdown)
 EXIT_OK, EXIT_WATCHDOG = 0, 1
 
 
@@ -71,7 +76,8 @@ class App:
 
     def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
                  backend: BleBackend = SYSTEM, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
-                 state_dir: Path | None = None, watchdog_timeout: float | None = None) -> None:
+                 state_dir: Path | None = None, watchdog_timeout: float | None = None,
+                 save_interval: float = STATE_SAVE_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
         self.backend = backend
@@ -92,6 +98,20 @@ class App:
         for dev in config.devices:
             if not dev.is_group:
                 self._add_device(dev)
+        for dev in config.devices:
+            if dev.is_group:
+                self._add_group(dev)
+        # energy meters, charge algorithms (their state is kept in state_dir; without one, in memory only)
+        self._persist = state_dir is not None
+        self.save_interval = save_interval
+        self.meter_book = MeterBook(self.state_dir / METER_FILE, log=_LOG)
+        self.algorithms: dict[str, AlgorithmRunner] = {}
+        for alias, rt in self.devices.items():
+            self.meter_book.add_device(alias, max_gap(config.sample_period))
+            if rt.config.algorithm is not None:
+                self._add_algorithm(rt)
+        self.sample_hooks += [self._meter_hook, self._algorithm_hook]
+        self._state_lock = asyncio.Lock()
 
     # --- construction ---
     def _default_sinks(self) -> list[Sink]:
@@ -136,6 +156,80 @@ class App:
                                 connect_lock=self.connect_lock, read_lock=self.read_lock if dtype.radio else None)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler,
                                                 schedule=PublishSchedule(self.config.publish_period))
+
+    def _add_group(self, cfg: DeviceConfig) -> None:
+        """A group: a device without radio whose reads combine its members' latest samples."""
+        members = [self.devices[alias] for alias in cfg.members]
+        dtype = group_device_type(cfg.type, member_switches(m.status.switches for m in members))
+        log = device_logger(cfg.alias, cfg.debug or self.config.verbose_log)
+        driver = GroupDriver(cfg, address=cfg.address, backend=self.backend, log=log,
+                             members=[m.status for m in members],
+                             max_age=age_limit(self.config.expire_values_after, self.config.sample_period),
+                             request_switch=self.request_switch,
+                             on_stale=lambda why: self._group_stale(cfg.alias, why))
+        status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,
+                              device_info=driver.device_info, is_group=True)
+        policy = SamplerPolicy(period=self.config.sample_period, keep_alive=True,
+                               current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10)
+        sampler = DeviceSampler(driver, status, policy, on_sample=self._on_sample, log=log,
+                                connect_lock=self.connect_lock, read_lock=None)
+        self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler,
+                                                schedule=PublishSchedule(self.config.publish_period))
+
+    def _group_stale(self, alias: str, why: str) -> None:
+        """A group member is too old: the group is unavailable now, not after expire_values_after."""
+        rt = self.devices[alias]
+        if rt.status.available:
+            rt.status.available = False
+            rt.sampler.log.warning("unavailable: %s", why)
+            self._to_sinks("on_availability", rt.status, False)
+
+    def _add_algorithm(self, rt: DeviceRuntime) -> None:
+        cfg = rt.config
+        assert cfg.algorithm is not None
+        days = cfg.soc_calibration_days if cfg.soc_calibration_days is not None else DEFAULT_CALIBRATION_DAYS
+        self.algorithms[cfg.alias] = AlgorithmRunner(
+            cfg.alias, parse_algorithm(cfg.algorithm), state_dir=self.state_dir if self._persist else None,
+            request_switch=self.request_switch, log=rt.sampler.log, calibration_days=days)
+
+    # --- meters, algorithms, state ---
+    async def _meter_hook(self, status: DeviceStatus, sample: Sample) -> None:
+        meters = self.meter_book.sets.get(status.alias)
+        if meters is not None:
+            meters.add(sample)
+            status.meter_gaps = meters.gaps
+
+    async def _algorithm_hook(self, status: DeviceStatus, sample: Sample) -> None:
+        algorithm = self.algorithms.get(status.alias)
+        if algorithm is not None:
+            await algorithm.on_sample(status, sample)
+
+    def _load_state(self) -> None:
+        if self._persist:
+            self.meter_book.load()  # until loaded, the book is never saved
+        for algorithm in self.algorithms.values():
+            algorithm.load()
+
+    def _publish_meters(self) -> None:
+        for alias, rt in self.devices.items():
+            self._to_sinks("on_meters", rt.status, self.meter_book.readings(alias))
+
+    async def _save_state(self) -> None:
+        async with self._state_lock:
+            await asyncio.to_thread(self.meter_book.save, self.meter_book.document())
+
+    async def _state_loop(self) -> None:
+        now = time.monotonic()
+        next_publish, next_save = now + METER_PUBLISH_PERIOD, now + self.save_interval
+        while not self.stop_event.is_set():
+            await self._sleep(max(0.01, min(next_publish, next_save) - time.monotonic()))
+            now = time.monotonic()
+            if now >= next_publish:
+                next_publish = now + METER_PUBLISH_PERIOD
+                self._publish_meters()
+            if now >= next_save and not self.stop_event.is_set():
+                next_save = now + self.save_interval
+                await self._save_state()
 
     # --- pipeline ---
     async def _on_sample(self, status: DeviceStatus, sample: Sample) -> None:
@@ -239,13 +333,16 @@ class App:
     async def run(self) -> int:
         """Run until stopped; returns the process exit status."""
         await self._power_cycle_adapters()
+        self._load_state()
         for sink in self.sinks:
             await sink.start()
+        self._publish_meters()
         self._last_sample_mono = time.monotonic()
         loop = asyncio.get_running_loop()
         for rt in self.devices.values():
             self._tasks.append(loop.create_task(rt.sampler.run(self.stop_event), name=f"sample-{rt.status.alias}"))
         self._tasks.append(loop.create_task(self._availability_loop(), name="availability"))
+        self._tasks.append(loop.create_task(self._state_loop(), name="state"))
         if self.config.watchdog:
             self._tasks.append(loop.create_task(self._watchdog_loop(), name="watchdog"))
         _LOG.info("sampling %d device(s) every %g s", len(self.devices), self.config.sample_period)
@@ -262,6 +359,9 @@ class App:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._tasks:  # it ran: meters are final now
+            self._publish_meters()
+            await self._save_state()
         for sink in self.sinks:
             try:
                 await sink.stop(max(0.1, deadline - time.monotonic()))

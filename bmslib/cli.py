@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bmslib import __version__
+from bmslib.algorithm import validate_algorithm
 from bmslib.config import DEFAULT_SEARCH, AppConfig, load_config, parse_config, read_options_file
 from bmslib.errors import BluetoothUnavailableError, ConfigError
 from bmslib.registry import DeviceType, device_types, type_infos
@@ -24,11 +25,24 @@ SHUTDOWN_GRACE = 5.0  # [s] SIGTERM to exit
 _LOG = logging.getLogger("batmon")
 
 
+#: The demo's battery bank: two simulated JBD packs in parallel (sim ids seed their batteries: 200 Ah at
+#: about 41 % and 100 Ah at about 88 %, so the bank starts near 57 %), and an algorithm that switches the
+#: packs' charge FETs off at once (57 % >= 55 %) and on again at 50 %.
+DEMO_BANK: tuple[dict[str, Any], ...] = (
+    {"address": "sim:bank1", "type": "jbd", "alias": "demo_bank_a"},
+    {"address": "sim:bank2", "type": "jbd", "alias": "demo_bank_b"},
+    {"address": "demo_bank_a, demo_bank_b", "type": "group_parallel", "alias": "demo_bank",
+     "algorithm": "soc 55% 50%"},
+)
+
+
 def demo_devices(types: Mapping[str, DeviceType]) -> list[dict[str, Any]]:
-    """One simulated device per type that has an emulator, plus a dummy."""
+    """One simulated device per type that has an emulator, plus a dummy, and a battery bank (a group)."""
     devices = [{"address": f"sim:{name}1", "type": name, "alias": f"demo_{name}", **t.emulator.demo_options}
                for name, t in sorted(types.items()) if t.emulator is not None and t.in_demo]
     devices.append({"address": "demo battery", "type": "dummy", "alias": "demo_dummy"})
+    if "jbd" in types:
+        devices += [dict(d) for d in DEMO_BANK]
     return devices
 
 
@@ -47,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "ones (one per type, plus a dummy), sampling every second")
         parser.add_argument("--state-dir", metavar="DIR", help="where meter and algorithm state is kept "
                             "(default: /data in the add-on, else the current directory)")
+        parser.add_argument("--save-interval", metavar="S", type=float, default=30.0,
+                            help="seconds between two saves of the energy meters (default 30)")
 
     scan = sub.add_parser("scan", help="list BLE devices and the device type each looks like")
     scan.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to scan (default 10)")
@@ -78,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_decode(args.type_name, args.hex, key=args.key)
     if command == "scan":
         return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo))
-    return cmd_run(config_path=args.config, demo=args.demo, state_dir=args.state_dir, verbose=args.verbose)
+    return cmd_run(config_path=args.config, demo=args.demo, state_dir=args.state_dir, verbose=args.verbose,
+                   save_interval=args.save_interval)
 
 
 # --- decode -----------------------------------------------------------------------------------------
@@ -120,8 +137,8 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
 
         radio = SimRadio()
         for dev in demo_devices(types):
-            t = types[dev["type"]]
-            if t.emulator is not None:
+            t = types.get(dev["type"])  # groups have no type entry and no emulator
+            if t is not None and t.emulator is not None:
                 sim_id = dev["address"].removeprefix("sim:")
                 radio.add(make_emulator(t, sim_id, random.Random(sim_id)), sim_id=sim_id)
         backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
@@ -151,7 +168,7 @@ def load_app_config(config_path: str | None, *, demo: bool) -> AppConfig:
     infos = type_infos(types)
     env = dict(os.environ)
     if not demo:
-        return load_config(config_path, env=env, types=infos)
+        return load_config(config_path, env=env, types=infos, validate_algorithm=validate_algorithm)
     # --demo: the other options of a config file that exists still apply
     path = Path(config_path) if config_path else next((p for p in DEFAULT_SEARCH if p.is_file()), None)
     data: object = read_options_file(path) if path is not None else {}
@@ -159,14 +176,15 @@ def load_app_config(config_path: str | None, *, demo: bool) -> AppConfig:
         data = {}
     data = {**data, "devices": demo_devices(types), "sample_period": 1.0, "publish_period": 1.0}
     source = f"{path} with --demo devices" if path is not None else "built-in demo"
-    return parse_config(data, source=source, env=env, types=infos)
+    return parse_config(data, source=source, env=env, types=infos, validate_algorithm=validate_algorithm)
 
 
 def default_state_dir(config_source: str) -> Path:
     return Path("/data") if config_source.startswith("/data/") else Path(".")
 
 
-def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbose: bool) -> int:
+def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbose: bool,
+            save_interval: float = 30.0) -> int:
     try:
         config = load_app_config(config_path, demo=demo)
     except ConfigError as exc:
@@ -181,16 +199,16 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
         setup_logging(True)
     directory = Path(state_dir) if state_dir else default_state_dir(config.source)
     try:
-        return asyncio.run(_run(config, directory))
+        return asyncio.run(_run(config, directory, save_interval=max(0.1, save_interval)))
     except BluetoothUnavailableError as exc:
         print(f"Bluetooth is not available: {exc}", file=sys.stderr)
         return 1
 
 
-async def _run(config: AppConfig, state_dir: Path) -> int:
+async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.0) -> int:
     from bmslib.app import App  # noqa: PLC0415
 
-    app = App(config, state_dir=state_dir)
+    app = App(config, state_dir=state_dir, save_interval=save_interval)
     loop = asyncio.get_running_loop()
 
     def on_signal(signame: str) -> None:

@@ -114,6 +114,9 @@ DEVICE_OPTIONS: Final = (
     Option("current_calibration", "float", "Factor applied to the current and power (-1 flips the sign)",
            default=1.0, nonzero=True, example=1.02),
     Option("algorithm", "str", "Charge control algorithm, e.g. 'soc 90% 80%'", example="soc 90% 80%"),
+    Option("soc_calibration_days", "float",
+           "With an algorithm: days between full charges for SoC calibration; default 14, 0: never",
+           minimum=0, example=30),
     Option("keep_alive", "bool", "Overrides the global keep_alive for this device"),
     Option("note", "str", "Free text for your own reference; not used"),
 )
@@ -218,6 +221,7 @@ class DeviceConfig:
     keep_alive: bool | None  # None: the global keep_alive applies
     members: tuple[str, ...]
     index: int
+    soc_calibration_days: float | None = None  # None: the algorithm's default (14)
 
     @property
     def is_group(self) -> bool:
@@ -483,6 +487,11 @@ class _Section:
         value = self.option(name).default if value is None else value
         assert isinstance(value, int | float), name
         return float(value)
+
+    def opt_number(self, name: str) -> float | None:
+        value = self._read(name, "float")
+        assert value is None or isinstance(value, int | float)
+        return None if value is None else float(value)
 
     def integer(self, name: str) -> int:
         value: Default = self.opt_integer(name)
@@ -754,6 +763,7 @@ class _Draft:
     keep_alive: bool | None
     member_refs: tuple[str, ...] = ()
     members: tuple[int, ...] = ()  # indices of the resolved members
+    soc_calibration_days: float | None = None
 
     @property
     def is_group(self) -> bool:
@@ -783,6 +793,7 @@ class _DeviceParser:
                 adapter=d.adapter, debug=d.debug, current_calibration=d.current_calibration,
                 algorithm=d.algorithm, keep_alive=d.keep_alive,
                 members=tuple(by_index[m].alias or "" for m in d.members), index=d.index,
+                soc_calibration_days=d.soc_calibration_days,
             )
             for d in drafts
         )
@@ -814,6 +825,7 @@ class _DeviceParser:
             pin=sec.opt_text("pin"), key=sec.opt_text("key"), adapter=self._adapter(sec),
             debug=sec.flag("debug"), current_calibration=sec.number("current_calibration"),
             algorithm=sec.opt_text("algorithm"), keep_alive=sec.opt_flag("keep_alive"),
+            soc_calibration_days=sec.opt_number("soc_calibration_days"),
         )
         sec.raw("note")  # free text: accepted as anything, never used
         if draft.is_group and address_text is not None:
@@ -966,6 +978,8 @@ class _DeviceParser:
             group.members = tuple(members)
 
     def _check_algorithm(self, draft: _Draft, drafts: list[_Draft]) -> None:
+        if draft.algorithm is None and draft.soc_calibration_days is not None:
+            draft.section.warn("soc_calibration_days", "not used without an algorithm")
         if draft.algorithm is None or draft.type is None:
             return
         sec = draft.section
