@@ -9,7 +9,8 @@ notifications of ``mtu`` bytes: 128 + 128 + 44 as JK modules do by default.
 Options: ``layout`` (the frame layout; the firmware versions in the device info match it unless
 ``firmware`` = (hardware, software) says otherwise), ``module`` (``"new"``: two FFE1
 characteristics, one to write and one that notifies; ``"old"``: one FFE1 that does both),
-``stream_period``, ``mtu``, ``at_noise`` (probability of the Bluetooth module's ``AT\\r\\n`` after
+``stream_period``, ``mtu``, ``answers_device_info`` (False: 0x97 goes unanswered, as when the
+reply is lost on the radio), ``at_noise`` (probability of the Bluetooth module's ``AT\\r\\n`` after
 an ack or a streamed frame), ``echo`` (the module sends every command back first) and ``passcode``
 (written into the device-info frame as a real BMS does).
 """
@@ -68,8 +69,8 @@ class JkEmulator(Emulator):
     def __init__(self, *, address: str, name: str, battery: BatteryModel | None = None,
                  faults: Faults | None = None, rng: random.Random | None = None, layout: Layout | None = None,
                  module: Literal["new", "old"] = "new", firmware: tuple[str, str] | None = None,
-                 stream_period: float = 1.0, mtu: int = 128, at_noise: float = 0.3, echo: bool = False,
-                 passcode: str = "1234") -> None:
+                 stream_period: float = 1.0, mtu: int = 128, answers_device_info: bool = True,
+                 at_noise: float = 0.3, echo: bool = False, passcode: str = "1234") -> None:
         super().__init__(address=address, name=name, battery=battery, faults=faults, rng=rng)
         self.layout = Layout(layout or self.default_layout)
         self.module = module
@@ -77,6 +78,7 @@ class JkEmulator(Emulator):
         self.hw_version, self.sw_version = firmware or (hw, sw)
         self.stream_period = stream_period
         self.mtu = mtu
+        self.answers_device_info = answers_device_info
         self.at_noise = at_noise
         self.echo = echo
         self.passcode = passcode
@@ -137,7 +139,7 @@ class JkEmulator(Emulator):
         if self.echo:
             self.notify(raw)
         register = command.register
-        if register == CMD_DEVICE_INFO:
+        if register == CMD_DEVICE_INFO and self.answers_device_info:
             self.notify(self.device_info_frame() + ACK + self._noise())
         elif register == CMD_CELL_INFO:
             self.notify(self.settings_frame())
