@@ -65,8 +65,8 @@ async def radio():
 def jbd_driver(radio: SimRadio, em: JbdEmulator, **cfg) -> JbdDriver:
     drv = make_driver("jbd", radio, em, **cfg)
     assert isinstance(drv, JbdDriver)
-    drv.request_timeout = 0.5  # type: ignore[misc]
-    drv.auth_timeout = 0.3  # type: ignore[misc]
+    drv.request_timeout = 0.5
+    drv.auth_timeout = 0.3
     return drv
 
 

@@ -82,7 +82,7 @@ def adv_driver(radio: SimRadio, em: VictronEmulator, key: str = KEY_HEX, **cfg) 
     drv = make_test_driver("victron", radio, em, key=key, **cfg)
     assert isinstance(drv, VictronAdvDriver)
     drv.scan_timeout = 2.0
-    drv.request_timeout = 1.0  # type: ignore[misc]
+    drv.request_timeout = 1.0
     return drv
 
 
@@ -303,7 +303,7 @@ async def test_instant_readout_works_while_another_client_holds_the_gatt_link(ra
 async def test_instant_readout_never_returns_a_stale_reading(radio: SimRadio) -> None:
     em = add_emulator(radio, VictronEmulator, battery=battery(Load(5.0)), key=KEY_HEX)
     drv = adv_driver(radio, em)
-    drv.request_timeout = 0.4  # type: ignore[misc]
+    drv.request_timeout = 0.4
     await drv.connect()
     await drv.read()
     first = drv.advertisements
@@ -343,7 +343,7 @@ async def test_instant_readout_skips_other_record_types_with_one_debug_line(
     caplog.set_level(logging.DEBUG, logger="test.victron")
     em = add_emulator(radio, VictronEmulator, key=KEY_HEX, record_type=0x01)  # a solar charger
     drv = adv_driver(radio, em)
-    drv.request_timeout = 0.35  # type: ignore[misc]
+    drv.request_timeout = 0.35
     await drv.connect()  # heard: the device is there
     with pytest.raises(BmsTimeoutError, match=r"it sends record type 0x01 \(solar charger\)"):
         await drv.read()
