@@ -169,6 +169,7 @@ class DeviceSampler:
         self._unavailable_logged = False
         self.status.rssi = self.driver.rssi
         self.status.device_info = self.status.device_info.merged(self.driver.device_info)
+        self.status.switches = self.driver.offered_switches
         self.log.info("connected")
         return True
 
@@ -204,6 +205,7 @@ class DeviceSampler:
             self._last_error_logged = None
         self.status.record_sample(sample)
         self.status.device_info = self.status.device_info.merged(self.driver.device_info)
+        self.status.switches = self.driver.offered_switches  # may narrow once the variant is known
         self.status.rssi = self.driver.rssi
         await self.on_sample(self.status, sample)
         return sample

@@ -263,3 +263,17 @@ async def test_bt_power_cycle_uses_bluetoothctl_or_says_it_skipped(
         assert calls.read_text().splitlines() == ["power off", "power on"]
     else:
         assert [r.message for r in caplog.records] == ["bt_power_cycle: bluetoothctl not found, power cycle skipped"]
+
+
+async def test_offered_switches_narrow_to_what_the_detected_variant_can_switch() -> None:
+    # a legacy Daly does not report its discharge FET reliably: only the charge switch is offered
+    cfg = config([{"address": "sim:d1", "type": "daly_legacy", "alias": "d1"},
+                  {"address": "sim:d2", "type": "daly_modbus", "alias": "d2"}])
+    app = App(cfg, sinks=[RecordingSink()])
+    assert app.devices["d1"].status.switches == {"charge", "discharge"}  # the type's, before connecting
+    async with running(app):
+        await asyncio.sleep(1.5)
+        assert app.devices["d1"].status.samples > 0
+        assert app.devices["d1"].status.switches == {"charge"}
+        assert app.devices["d2"].status.switches == {"charge", "discharge"}
+        assert not app.request_switch("d1", "discharge", False)

@@ -80,6 +80,11 @@ class AntDriver(BleDriver):
         return AntCodec(self.forced_variant)
 
     @property
+    def offered_switches(self) -> frozenset[str]:
+        """Legacy units cannot switch the balancer."""
+        return LEGACY_SWITCHES if self.variant is Variant.LEGACY else self.switches
+
+    @property
     def variant(self) -> Variant | None:
         """The protocol generation, once known."""
         return self.codec.variant

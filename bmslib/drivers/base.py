@@ -32,6 +32,11 @@ class Driver(ABC):
     request_timeout: ClassVar[float] = 5.0
 
     @property
+    def offered_switches(self) -> frozenset[str]:
+        """Switches this device offers; a driver narrows the type's set once it knows the variant."""
+        return self.switches
+
+    @property
     def read_timeout(self) -> float:
         """Seconds one complete :meth:`read` may take (all its requests)."""
         return 3 * self.request_timeout

@@ -198,6 +198,16 @@ class DalyDriver(BleDriver):
         """The protocol spoken (None until the first probe has answered)."""
         return self.codec.protocol
 
+    @property
+    def offered_switches(self) -> frozenset[str]:
+        """0x81 units take no switch command; legacy units do not report the discharge FET reliably,
+        so its state could never be read back: only the charge switch is offered there."""
+        if self.protocol is DalyProtocol.P81:
+            return frozenset()
+        if self.protocol is DalyProtocol.LEGACY:
+            return frozenset({"charge"})
+        return self.switches
+
     def _once(self, key: str, message: str, *args: object, warning: bool = False) -> None:
         if key not in self._told:
             self._told.add(key)
