@@ -107,7 +107,7 @@ DEVICE_OPTIONS: Final = (
            required=True, example="jbd"),
     Option("alias", "str", "Name in MQTT topics and Home Assistant; default: derived from the address",
            example="battery1"),
-    Option("pin", "str", "Pairing PIN, for devices that need one", secret=True),
+    Option("pin", "str", "Victron: pairing PIN (GATT mode); JBD, ANT: the BMS password", secret=True),
     Option("key", "str", "Victron Instant Readout encryption key (32 hex digits)", secret=True),
     Option("adapter", "str", "Bluetooth adapter to use: hciN or the adapter's MAC address", example="hci1"),
     Option("debug", "bool", "Debug log for this device", default=False),
