@@ -144,8 +144,9 @@ def format_payload(value: Value) -> str:
         if value.is_integer() and abs(value) < 1e15:
             return str(value)
         text = repr(value)
-        if "e" in text:
-            text = f"{value:.6f}".rstrip("0").rstrip(".")
+        if "e" in text:  # no exponent notation: plain digits (values are rounded before this)
+            text = f"{value:.10f}".rstrip("0")
+            text += "0" if text.endswith(".") else ""
         return text
     return str(value)
 
@@ -206,6 +207,33 @@ def discovery_config(desc: EntityDescription, topics: DeviceTopics, *, device: M
 # The connection
 
 
+class _TlsContext(ssl.SSLContext):
+    """The client TLS context; remembers the socket it wrapped last, so that a connect whose handshake
+    failed does not leave that socket open (paho does not close it)."""
+
+    last: ssl.SSLSocket | None = None
+
+    @classmethod
+    def for_broker(cls, ca_cert: str | None) -> _TlsContext:
+        ctx = cls(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the host name
+        if ca_cert:
+            ctx.load_verify_locations(cafile=ca_cert)
+        else:
+            ctx.load_default_certs()
+        return ctx
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = super().wrap_socket(*args, **kwargs)
+        self.last = sock
+        return sock
+
+    def close_failed(self) -> None:
+        sock, self.last = self.last, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
 class MqttConnection:
     """A paho-mqtt client driven by the asyncio event loop (no paho thread).
 
@@ -233,13 +261,15 @@ class MqttConnection:
         self._connecting = False
         self._failures = 0
         self._sock: Any = None
+        self._tls: _TlsContext | None = None
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         c.enable_logger(logging.getLogger("batmon.mqtt.paho"))
         c.connect_timeout = 5.0
         if config.user:
             c.username_pw_set(config.user, config.password)
         if config.tls:
-            c.tls_set_context(ssl.create_default_context(cafile=config.ca_cert or None))
+            self._tls = _TlsContext.for_broker(config.ca_cert)
+            c.tls_set_context(self._tls)
         c.will_set(will_topic, OFFLINE, qos=1, retain=True)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -300,6 +330,8 @@ class MqttConnection:
                 await loop.run_in_executor(None, self.client.reconnect)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self._connecting = False
+                if self._tls is not None:
+                    self._tls.close_failed()
                 self._failures += 1
                 if self._failures == 1 or self._failures % 20 == 0:
                     _LOG.warning("cannot connect to the MQTT broker %s:%s: %s; retrying (every %.0f s at most)",
