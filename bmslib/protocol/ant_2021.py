@@ -104,16 +104,8 @@ class Ant2021Assembler(FrameAssembler):
         buf += chunk
         out: list[bytes] = []
         while buf:
-            start = buf.find(HEAD)
-            if start < 0:
-                keep = 1 if buf[-1] == HEAD[0] else 0
-                if len(buf) > keep:
-                    self._reject("junk without frame start", bytes(buf[:len(buf) - keep]))
-                    del buf[:len(buf) - keep]
+            if not self._seek(HEAD):
                 break
-            if start:
-                self._reject("junk before frame start", bytes(buf[:start]))
-                del buf[:start]
             state, end = _check(buf, 0)
             if state == "ok":
                 out.append(self._accept(bytes(buf[:end])))

@@ -113,16 +113,8 @@ class LegacyAssembler(FrameAssembler):
         buf += chunk
         out: list[bytes] = []
         while buf:
-            start = buf.find(HEADER)
-            if start < 0:
-                keep = next((k for k in (3, 2, 1) if buf.endswith(HEADER[:k])), 0)
-                if len(buf) > keep:
-                    self._reject("junk without frame start", bytes(buf[:len(buf) - keep]))
-                    del buf[:len(buf) - keep]
+            if not self._seek(HEADER):
                 break
-            if start:
-                self._reject("junk before frame start", bytes(buf[:start]))
-                del buf[:start]
             state = _check(buf, 0)
             if state == "ok":
                 out.append(self._accept(bytes(buf[:FRAME_LENGTH])))

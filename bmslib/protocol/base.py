@@ -45,6 +45,25 @@ class FrameAssembler(ABC):
         """Bytes buffered towards an incomplete frame."""
         return len(self._buf)
 
+    def _seek(self, marker: bytes | int) -> bool:
+        """Drop (and count) the bytes before the next ``marker``; False when the buffer holds none yet.
+
+        A tail that may be the beginning of a multi-byte marker is kept for the next chunk.
+        """
+        buf = self._buf
+        start = buf.find(marker)
+        if start >= 0:
+            if start:
+                self._reject("junk before frame start", bytes(buf[:start]))
+                del buf[:start]
+            return True
+        head = bytes((marker,)) if isinstance(marker, int) else marker
+        keep = next((k for k in range(min(len(head) - 1, len(buf)), 0, -1) if buf.endswith(head[:k])), 0)
+        if len(buf) > keep:
+            self._reject("junk without frame start", bytes(buf[:len(buf) - keep]))
+            del buf[:len(buf) - keep]
+        return False
+
     def _reject(self, reason: str, raw: bytes) -> None:
         self.dropped += 1
         self.last_error = FrameError(reason, raw)

@@ -99,14 +99,8 @@ class LegacyAssembler(FrameAssembler):
         buf += chunk
         out: list[bytes] = []
         while buf:
-            start = buf.find(START)
-            if start < 0:
-                self._reject("junk without frame start", bytes(buf))
-                buf.clear()
+            if not self._seek(START):
                 break
-            if start:
-                self._reject("junk before frame start", bytes(buf[:start]))
-                del buf[:start]
             if len(buf) < FRAME_LEN:
                 break
             frame = bytes(buf[:FRAME_LEN])

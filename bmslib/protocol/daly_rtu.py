@@ -96,14 +96,8 @@ class ModbusAssembler(FrameAssembler):
         buf += chunk
         out: list[bytes] = []
         while buf:
-            start = buf.find(self.address)
-            if start < 0:
-                self._reject("junk without frame start", bytes(buf))
-                buf.clear()
+            if not self._seek(self.address):
                 break
-            if start:
-                self._reject("junk before frame start", bytes(buf[:start]))
-                del buf[:start]
             if len(buf) < 3:
                 break
             total = frame_length(buf[1], buf[2])

@@ -103,14 +103,8 @@ class SokAssembler(FrameAssembler):
         buf += chunk
         out: list[bytes] = []
         while buf:
-            start = buf.find(REPLY_HEAD)
-            if start < 0:
-                self._reject("junk without frame start", bytes(buf))
-                buf.clear()
+            if not self._seek(REPLY_HEAD):
                 break
-            if start:
-                self._reject("junk before frame start", bytes(buf[:start]))
-                del buf[:start]
             if len(buf) < 2:
                 break
             if buf[1] & 0xF0 != 0xF0:
