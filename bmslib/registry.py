@@ -13,7 +13,7 @@ from typing import Any
 from bmslib.config import TypeInfo
 from bmslib.drivers.ant import LEGACY_SWITCHES, AntDriver
 from bmslib.drivers.base import Driver
-from bmslib.drivers.daly import DalyAutoCodec, DalyDriver, forced
+from bmslib.drivers.daly import DalyDriver, forced
 from bmslib.drivers.dummy import DummyDriver
 from bmslib.drivers.jbd import JbdDriver
 from bmslib.drivers.jk import JkDriver
@@ -25,6 +25,7 @@ from bmslib.protocol import ant, daly, jbd, jk, sok, supervolt
 from bmslib.protocol.ant import AntCodec, Variant
 from bmslib.protocol.base import AdvertisementMatcher, Codec
 from bmslib.protocol.daly import DalyProtocol
+from bmslib.protocol.daly_auto import DalyAutoCodec
 from bmslib.protocol.victron import MATCHERS as VICTRON_MATCHERS
 from bmslib.sim.ant import AntEmulator, AntLegacyEmulator
 from bmslib.sim.daly import DalyEmulator, DalyLegacyEmulator, DalyModbusEmulator

@@ -17,11 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
-from bmslib.drivers.daly import DalyAutoCodec, DalyDriver, DalyFrames
+from bmslib.drivers.daly import DalyDriver
 from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
 from bmslib.model import Reading, Sample
 from bmslib.protocol import daly, daly_legacy, daly_modbus, daly_p81, daly_rtu
 from bmslib.protocol.daly import DalyProtocol
+from bmslib.protocol.daly_auto import DalyAutoCodec, DalyFrames
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.daly import DalyEmulator

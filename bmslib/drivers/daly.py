@@ -4,8 +4,7 @@ Type ``daly`` probes at the first connection (:data:`bmslib.protocol.daly.PROBES
 protocol, D2 first) and keeps the answer for the life of the driver, so a reconnect does not probe
 again; ``daly_legacy`` and ``daly_modbus`` force a protocol and never probe. The protocol work
 (framing, decoding, the reads of one sample, switch commands) is :class:`~bmslib.protocol.daly.DalyCodec`;
-this module adds :class:`DalyFrames` (an assembler that follows the protocol once it is known) and
-:class:`DalyAutoCodec` (the codec of the three type names, also used by ``decode``).
+:mod:`bmslib.protocol.daly_auto` adds the assembler and codec that follow the protocol once it is known.
 
 Per connection: subscribe to FFF1 (or FF01 on firmware that refuses FFF1), probe if needed, read
 the D2 version block. Per sample: reset the codec, then send the protocol's reads in order; a
@@ -22,144 +21,19 @@ from typing import ClassVar
 from bleak.exc import BleakError
 
 from bmslib.ble.backend import BleBackend
-from bmslib.ble.transport import FrameMatch
 from bmslib.config import DeviceConfig
 from bmslib.drivers.base import BleDriver, DeviceLog
 from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings
-from bmslib.protocol import daly, daly_legacy, daly_modbus, daly_p81
-from bmslib.protocol.base import FrameAssembler
+from bmslib.protocol import daly, daly_legacy
 from bmslib.protocol.daly import DalyCodec, DalyProtocol
-from bmslib.protocol.daly_legacy import LegacyAssembler
-from bmslib.protocol.daly_rtu import ERROR_FLAG, READ, ModbusAssembler
+from bmslib.protocol.daly_auto import DalyAutoCodec, DalyFrames, legacy_piece, reply_to
+from bmslib.protocol.daly_rtu import ERROR_FLAG
 
 #: GATT layouts tried in this order: (notify, write).
 GATT_LAYOUTS = ((daly.NOTIFY_UUID, daly.WRITE_UUID), (daly.ALT_NOTIFY_UUID, daly.ALT_WRITE_UUID))
 #: the type name that forces each protocol (for messages)
 FORCING_TYPE = {p: name for name, p in daly.TYPE_PROTOCOLS.items() if p is not None}
-
-
-def _assembler_for(protocol: DalyProtocol) -> FrameAssembler:
-    if protocol is DalyProtocol.LEGACY:
-        return LegacyAssembler()
-    if protocol is DalyProtocol.P81:
-        return ModbusAssembler(daly_p81.REPLY_ADDRESS)
-    return ModbusAssembler(daly_modbus.ADDRESS)
-
-
-class DalyFrames(FrameAssembler):
-    """Frames of one Daly protocol; while the protocol is not known, of whichever one shows first.
-
-    Unknown: every chunk goes to one assembler per protocol, and the first of them to complete a
-    checked frame decides the protocol (:attr:`protocol`); from then on only that one is fed, and its
-    counters are ours (the losers' complaints about the winner's bytes are not counted).
-    """
-
-    _ORDER = (DalyProtocol.MODBUS, DalyProtocol.P81, DalyProtocol.LEGACY)  # as daly.classify_reply
-
-    def __init__(self, protocol: DalyProtocol | None = None) -> None:
-        super().__init__()
-        self.protocol: DalyProtocol | None = None
-        self._parts: dict[DalyProtocol, FrameAssembler] = {}
-        self.use(protocol)
-
-    def use(self, protocol: DalyProtocol | None) -> None:
-        """Assemble ``protocol`` only (None: find out from the next frame). Drops buffered bytes."""
-        if protocol is DalyProtocol.UNKNOWN:
-            raise ValueError("DalyFrames needs a known protocol or None")
-        self.protocol = protocol
-        order = self._ORDER if protocol is None else (protocol,)
-        self._parts = {p: _assembler_for(p) for p in order}
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        for protocol, part in self._parts.items():
-            dropped = part.dropped
-            frames = part.feed(chunk)
-            if part.dropped != dropped and (self.protocol is not None or len(self._parts) == 1):
-                self.dropped += part.dropped - dropped
-                self.last_error = part.last_error
-            if frames:
-                if self.protocol is None:
-                    self.protocol = protocol
-                    self._parts = {protocol: part}
-                    self.dropped += part.dropped  # what it rejected before the first frame was junk
-                    self.last_error = part.last_error
-                self.frames += len(frames)
-                return frames
-        return []
-
-    def reset(self) -> None:
-        for part in self._parts.values():
-            part.reset()
-
-    @property
-    def pending(self) -> int:
-        return max((p.pending for p in self._parts.values()), default=0)
-
-
-class DalyAutoCodec:
-    """Codec of the Daly type names: a fixed protocol, or (``None``) the one each frame shows.
-
-    Keeps one :class:`DalyCodec` per protocol, so the legacy session (counts, learned current sign)
-    lives as long as the codec.
-    """
-
-    def __init__(self, protocol: DalyProtocol | None = None) -> None:
-        if protocol is DalyProtocol.UNKNOWN:
-            raise ValueError("a Daly codec needs a known protocol or None")
-        self.protocol = protocol
-        self._sessions: dict[DalyProtocol, DalyCodec] = {}
-
-    def assembler(self) -> DalyFrames:
-        return DalyFrames(self.protocol)
-
-    def session(self, protocol: DalyProtocol) -> DalyCodec:
-        if protocol not in self._sessions:
-            self._sessions[protocol] = DalyCodec(protocol)
-        return self._sessions[protocol]
-
-    def decode(self, frame: bytes) -> Reading:
-        protocol = self.protocol or daly.classify_reply(frame)
-        if protocol is DalyProtocol.UNKNOWN:
-            raise FrameError("not a frame of any Daly protocol", frame)
-        return self.session(protocol).decode(frame)
-
-
-# --- reply matching ------------------------------------------------------------------------------
-
-
-def reply_to(protocol: DalyProtocol, request: bytes) -> FrameMatch:
-    """Which frame answers ``request`` (one that needs a single reply).
-
-    Modbus replies do not name their register, so a read is matched by its byte count (the blocks
-    batmon reads all differ in length), a write by its function code; an exception reply to the
-    same function also answers (it is decoded to an error at once instead of timing out).
-    """
-    if protocol is DalyProtocol.LEGACY:
-        cmd = request[2]
-        return lambda frame: frame[2] == cmd
-    function = request[1]
-    count = int.from_bytes(request[4:6], "big")
-
-    def match(frame: bytes) -> bool:
-        if frame[1] == function | ERROR_FLAG:
-            return True
-        return frame[1] == function and (function != READ or frame[2] == 2 * count)
-
-    return match
-
-
-def _legacy_piece(cmd: int) -> FrameMatch:
-    """Matches each indexed piece of a multi-frame legacy reply once (a repeated index is ignored)."""
-    seen: set[int] = set()
-
-    def match(frame: bytes) -> bool:
-        if frame[2] != cmd or frame[4] in seen:
-            return False
-        seen.add(frame[4])  # the transport hands this frame to the waiter we return True for
-        return True
-
-    return match
 
 
 def _any_frame(frame: bytes) -> bool:
@@ -311,7 +185,7 @@ class DalyDriver(BleDriver):
     async def _ask_pieces(self, request: bytes, count: int) -> list[bytes]:
         """The ``count`` indexed frames a legacy 0x95/0x96 request yields (registered before writing:
         one notification may carry several of them)."""
-        match = _legacy_piece(request[2])
+        match = legacy_piece(request[2])
         futures = [self.transport.expect(match) for _ in range(count)]
         frames: list[bytes] = []
         try:
