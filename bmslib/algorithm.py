@@ -33,6 +33,7 @@ KNOWN: Final = ("soc",)
 HYSTERESIS: Final = 0.2  # [%] CHARGE_START is at most CHARGE_STOP minus this
 CALIBRATED_SOC: Final = 99.5  # [%] a calibration charge is done at or above this SoC
 DEFAULT_CALIBRATION_DAYS: Final = 14.0
+RETRY_AFTER: Final = 30.0  # [s] a refused switch command is asked again after this long
 #: Alarm names (or ANT charge FET states) that mean the charger cannot put more in: the battery is full.
 FULL_ALARMS: Final = frozenset({"battery_full", "cell_overvoltage", "pack_overvoltage"})
 
@@ -141,6 +142,7 @@ class SocController:
         self.state = state
         self.calibration_interval = calibration_interval  # [s]; 0: never
         self.calibrating = False
+        self._started = False  # the first update enforces the phase
         self.status = self._phase()
 
     def _phase(self) -> str:
@@ -163,6 +165,7 @@ class SocController:
 
     def _update(self, soc: float, charge_on: bool | None, full: bool, now: float) -> Decision | None:
         spec, state = self.spec, self.state
+        first, self._started = not self._started, True
         prefix = ""
         if self.calibration_due(now):
             if soc >= CALIBRATED_SOC or full:
@@ -171,7 +174,6 @@ class SocController:
                 state.charging = True  # so that CHARGE_STOP acts now
                 why = "the BMS reports full" if full and soc < CALIBRATED_SOC else f"SoC {_pct(soc)}"
                 prefix = f"calibration done ({why}); "
-                self.status = prefix + self._phase()
             elif not self.calibrating:
                 self.calibrating = True
                 state.charging = True
@@ -184,19 +186,21 @@ class SocController:
                 return None  # calibrating: CHARGE_STOP does not apply; a manual switch-off holds
         if state.charging and soc >= spec.charge_stop:
             state.charging = False
-            reason = f"{prefix}SoC {_pct(soc)} >= {spec.charge_stop:g} %: charge off"
-            if charge_on is False:
-                self.status = reason + " (already off)"
-                return None
-            return Decision(False, reason)
-        if not state.charging and soc <= spec.charge_start:
+            reason = f"SoC {_pct(soc)} >= {spec.charge_stop:g} %: charge off"
+        elif not state.charging and soc <= spec.charge_start:
             state.charging = True
             reason = f"SoC {_pct(soc)} <= {spec.charge_start:g} %: charge on"
-            if charge_on is True:
-                self.status = reason + " (already on)"
-                return None
-            return Decision(True, reason)
-        return None
+        elif first or prefix:  # the phase is enforced once at start (a restart counts as a crossing)
+            phase = "charging" if state.charging else "resting"
+            reason = f"SoC {_pct(soc)}, {phase} phase: charge {'on' if state.charging else 'off'}"
+            reason = reason if prefix else "at start: " + reason
+        else:
+            return None
+        reason = prefix + reason
+        if charge_on is state.charging:
+            self.status = f"{reason} (already {'on' if charge_on else 'off'})"
+            return None
+        return Decision(state.charging, reason)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,12 +232,15 @@ class AlgorithmRunner:
     """The ``soc`` algorithm of one device or group, wired to the app."""
 
     def __init__(self, alias: str, spec: SocSpec, *, state_dir: Path | None, request_switch: SwitchRequest, log: Log,
-                 calibration_days: float = DEFAULT_CALIBRATION_DAYS, clock: Callable[[], float] = time.time) -> None:
+                 calibration_days: float = DEFAULT_CALIBRATION_DAYS, clock: Callable[[], float] = time.time,
+                 mono: Callable[[], float] = time.monotonic) -> None:
         self.alias = alias
         self.spec = spec
         self.request_switch = request_switch
         self.log = log
         self.clock = clock
+        self.mono = mono
+        self._refused_at: float | None = None
         self.file = StateFile(state_dir / state_file_name(alias), log=log) if state_dir is not None else None
         self.calibration_interval = calibration_days * 86400.0
         self.controller: SocController | None = None
@@ -243,11 +250,13 @@ class AlgorithmRunner:
     def load(self) -> SocController:
         """Read the persisted state (or start fresh: charging, last calibration = now)."""
         if self.controller is None:
-            state, why = _state_from(self.file.load() if self.file is not None else None, self.clock())
+            data = self.file.load() if self.file is not None else None
+            state, why = _state_from(data, self.clock())
             if why is not None and self.file is not None:
                 self.log.warning("algorithm state in %s not used (%s); starting fresh", self.file.path, why)
             self.controller = SocController(self.spec, state, self.calibration_interval)
-            self._saved = (state.charging, state.last_calibration_time)
+            # a fresh state is written at the first sample, so the first start counts as the last calibration
+            self._saved = (state.charging, state.last_calibration_time) if data is not None and why is None else None
             self.log.info("algorithm %s: %s", self.spec, self.controller.status)
         return self.controller
 
@@ -259,6 +268,7 @@ class AlgorithmRunner:
         if decision is not None:
             self.log.info("algorithm: %s", decision.reason)
             self.pending = decision
+            self._refused_at = None
         elif ctl.status != status.algorithm_status and status.algorithm_status is not None:
             self.log.info("algorithm: %s", ctl.status)
         status.algorithm_status = ctl.status
@@ -274,8 +284,13 @@ class AlgorithmRunner:
             return
         if not status.available:
             return  # the first sample of a (re)connect: send with the next one
+        if self._refused_at is not None and self.mono() - self._refused_at < RETRY_AFTER:
+            return
         if self.request_switch(self.alias, "charge", pending.on):
             self.pending = None
+            self._refused_at = None
+        else:
+            self._refused_at = self.mono()  # refused (logged by the app): ask again later
 
     async def _persist(self) -> None:
         ctl = self.controller

@@ -53,7 +53,7 @@ GroupMode = Literal["parallel", "serial"]
 MODES: Final[dict[str, GroupMode]] = {"group_parallel": "parallel", "group_serial": "serial"}
 
 CURRENT_DISAGREEMENT: Final = 0.10  # serial: members' currents further apart than this (relative) are logged
-CURRENT_FLOOR: Final = 1.0  # [A] the disagreement is relative to at least this much, so idle noise is not logged
+CURRENT_FLOOR: Final = 5.0  # [A] the disagreement is relative to at least this much, so idle noise is not logged
 LOG_EVERY: Final = 300.0  # [s] a repeated condition (stale member, disagreeing currents) is logged this often
 MIN_AGE_LIMIT: Final = 60.0  # [s] age limit when expire_values_after is 0 (never expire)
 FIRST_SAMPLE_WAIT: Final = 50.0  # [s] the first read waits this long for every member's first sample
@@ -204,6 +204,11 @@ class GroupDriver(Driver):
     @property
     def is_connected(self) -> bool:
         return self._connected
+
+    @property
+    def offered_switches(self) -> frozenset[str]:
+        """The switches every member offers (members may narrow theirs once they know their variant)."""
+        return member_switches(m.switches for m in self.members)
 
     async def connect(self) -> None:
         self._connected = True
