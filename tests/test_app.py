@@ -19,7 +19,10 @@ from bmslib.device import DeviceStatus
 from bmslib.drivers.jbd import JbdDriver
 from bmslib.model import Sample
 from bmslib.registry import DeviceType, device_types, type_infos
+from bmslib.sim.jk import Jk04Emulator
+from bmslib.sim.radio import SimRadio
 from bmslib.sinks.base import Sink
+from tests.sim_helpers import add_emulator
 
 
 class FastJbd(JbdDriver):
@@ -277,3 +280,15 @@ async def test_offered_switches_narrow_to_what_the_detected_variant_can_switch()
         assert app.devices["d1"].status.switches == {"charge"}
         assert app.devices["d2"].status.switches == {"charge", "discharge"}
         assert not app.request_switch("d1", "discharge", False)
+
+
+async def test_a_jk04_found_under_type_jk_offers_only_the_balancer() -> None:
+    radio = SimRadio()
+    add_emulator(radio, Jk04Emulator, "k1")  # an old active balancer, configured as plain `jk`
+    cfg = config([{"address": "sim:k1", "type": "jk", "alias": "k1"}])
+    app = App(cfg, sinks=[RecordingSink()], radio=radio)
+    assert app.devices["k1"].status.switches == {"charge", "discharge", "balance"}
+    async with running(app):
+        await asyncio.sleep(2.0)
+        assert app.devices["k1"].status.samples > 0
+        assert app.devices["k1"].status.switches == {"balance"}

@@ -75,6 +75,11 @@ class JkDriver(BleDriver):
     def make_codec(self) -> JkCodec:
         return JkCodec(self.forced_layout)
 
+    @property
+    def offered_switches(self) -> frozenset[str]:
+        """JK04 active balancers switch only the balancer."""
+        return frozenset({"balance"}) if self.codec.layout is Layout.JK04 else self.switches
+
     # --- session ---
     async def on_connected(self) -> None:
         self._fresh = None
