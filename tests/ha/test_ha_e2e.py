@@ -1,0 +1,162 @@
+"""End to end: the daemon (``--demo``) publishes to mosquitto, a real Home Assistant 2024.3.3 consumes the
+discovery; checked through Home Assistant's REST API. Run with scripts/test-ha (installs Home Assistant
+into .havenv the first time)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ha.hass import HAVENV, ROOT, HomeAssistant
+from tests.mqtt_broker import Broker, Watcher, broker, free_port, watcher
+
+__all__ = ["broker", "watcher"]  # fixtures
+
+pytestmark = pytest.mark.ha
+
+EXPIRE = 4.0  # [s] expire_values_after: short, so a missing heartbeat would show as a flicker
+
+
+def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def daemon(broker: Broker, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({**broker.options(), "expire_values_after": EXPIRE}))
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "main.py", "--demo", "--config", str(options), "--state-dir",
+                             str(tmp_path)], cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def hass(tmp_path: Path, broker: Broker) -> Iterator[HomeAssistant]:
+    if not (HAVENV / "bin" / "hass").exists():
+        pytest.fail(f"no Home Assistant in {HAVENV}: run scripts/test-ha")
+    ha = HomeAssistant(tmp_path / "ha", free_port())
+    ha.start()
+    try:
+        ha.onboard()
+        ha.setup_mqtt(broker.host, broker.port)
+        yield ha
+    finally:
+        ha.stop()
+
+
+def by_name(states: dict[str, dict[str, Any]], friendly: str) -> dict[str, Any] | None:
+    for s in states.values():
+        if s["attributes"].get("friendly_name") == friendly:
+            return s
+    return None
+
+
+def entity(ha: HomeAssistant, friendly: str, timeout: float = 30) -> dict[str, Any]:
+    found: dict[str, Any] = wait(lambda: by_name(ha.states(), friendly), timeout, f"entity {friendly!r}")
+    return found
+
+
+def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon: subprocess.Popen[bytes],
+                                        hass: HomeAssistant, tmp_path: Path) -> None:
+    ha = hass
+    # --- the expected entities exist, with units, device classes and values ---
+    expected = {
+        "demo_jbd Voltage": ("V", "voltage", "measurement"),
+        "demo_jbd Current": ("A", "current", "measurement"),
+        "demo_jbd Power": ("W", "power", "measurement"),
+        "demo_jbd Soc": ("%", "battery", "measurement"),
+        "demo_jbd Charge": ("Ah", None, "measurement"),
+        "demo_jbd Capacity": ("Ah", None, None),
+        "demo_jbd Cell Volt 1": ("V", "voltage", "measurement"),
+        "demo_jbd Cell Volt delta": ("V", "voltage", "measurement"),
+        "demo_jbd Temperatures 1": ("°C", "temperature", "measurement"),
+        "demo_jbd Link quality": ("%", None, "measurement"),
+        "demo_dummy Voltage": ("V", "voltage", "measurement"),
+        "demo_dummy Mos_temperature": ("°C", "temperature", "measurement"),
+        "demo_jbd total energy input": ("kWh", "energy", "total_increasing"),
+        "demo_jbd total energy output": ("kWh", "energy", "total_increasing"),
+        "demo_jbd total energy netted": ("kWh", "energy", "total"),
+        "demo_dummy total charge netted": ("Ah", None, "total"),
+    }
+    for name, (unit, device_class, state_class) in expected.items():
+        s = entity(ha, name, timeout=60)
+        attrs = s["attributes"]
+        assert attrs.get("unit_of_measurement") == unit, (name, attrs)
+        assert attrs.get("device_class") == device_class, (name, attrs)
+        assert attrs.get("state_class") == state_class, (name, attrs)
+        wait(lambda name=name: by_name(ha.states(), name)["state"] not in ("unknown", "unavailable"), 15,
+             f"a value for {name}")
+    states = ha.states()
+    for name in ("demo_jbd charge", "demo_jbd discharge", "demo_dummy charge"):
+        sw = by_name(states, name)
+        assert sw is not None and sw["entity_id"].startswith("switch.") and sw["state"] == "on", (name, sw)
+    problem = by_name(states, "demo_jbd problem")
+    assert problem is not None and problem["entity_id"].startswith("binary_sensor.") and problem["state"] == "off"
+    assert by_name(states, "demo_jbd Alarms")["state"] == "none"  # type: ignore[index]
+    assert by_name(states, "demo_jbd charge switch") is None  # the read-only mirror is disabled by default
+    # a value in Home Assistant is the one on the state topic
+    capacity = by_name(states, "demo_jbd Capacity")
+    assert capacity is not None
+    assert float(capacity["state"]) == float(watcher.last("demo_jbd/soc/capacity").payload)  # type: ignore[union-attr]
+    cells = [s for s in states.values() if re.fullmatch(r"demo_jbd Cell Volt \d+", s["attributes"]["friendly_name"])]
+    assert len(cells) >= 4 and all(3.0 < float(c["state"]) < 3.7 for c in cells)
+    voltage = float(by_name(states, "demo_jbd Voltage")["state"])  # type: ignore[index]
+    assert voltage == pytest.approx(sum(float(c["state"]) for c in cells), abs=0.5)
+
+    # --- no entity flickers to unavailable while the daemon runs ---
+    demo = [s["entity_id"] for s in ha.states().values() if s["attributes"].get("friendly_name", "").startswith(
+        "demo_") and s["entity_id"].split(".")[0] in ("sensor", "binary_sensor", "switch")]
+    assert len(demo) > 100
+    watch_until = time.monotonic() + 3 * EXPIRE
+    while time.monotonic() < watch_until:
+        now = ha.states()
+        bad = [e for e in demo if now.get(e, {}).get("state") == "unavailable"]
+        assert not bad, bad
+        time.sleep(0.5)
+
+    # --- a switch toggled in Home Assistant changes the simulated device, and HA shows what it reports ---
+    sw_id = by_name(ha.states(), "demo_jbd charge")["entity_id"]  # type: ignore[index]
+    sent = time.monotonic()
+    ha.call("switch", "turn_off", entity_id=sw_id)
+    wait(lambda: "OFF" in [m.payload for m in watcher.seen("demo_jbd/switch/charge", since=sent)], 10,
+         "the device reporting the charge switch off")
+    cmd = [m.payload for m in watcher.seen("homeassistant/switch/demo_jbd/charge/set", since=sent)]
+    assert cmd == ["OFF"]
+    wait(lambda: ha.state(sw_id)["state"] == "off", 10, "the switch off in Home Assistant")  # type: ignore[index]
+    ha.call("switch", "turn_on", entity_id=sw_id)
+    wait(lambda: ha.state(sw_id)["state"] == "on", 10, "the switch on again")  # type: ignore[index]
+
+    # --- stopping the daemon makes the entities unavailable ---
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0
+    wait(lambda: all(ha.state(e)["state"] == "unavailable" for e in demo[:40]), 10,  # type: ignore[index]
+         "entities unavailable after the daemon stopped")
+    assert all(s["state"] == "unavailable" for e, s in ha.states().items() if e in demo)
+
+    # --- Home Assistant had nothing to complain about in our discovery ---
+    log = (ha.dir / "ha.log").read_text(errors="replace")
+    mqtt_errors = [line for line in log.splitlines() if ("ERROR" in line or "WARNING" in line) and "mqtt" in line]
+    assert not mqtt_errors, "\n".join(mqtt_errors[:20])
