@@ -24,6 +24,7 @@ import pytest
 from bmslib.app import App
 from bmslib.config import AppConfig, parse_config
 from bmslib.drivers.jbd import JbdDriver
+from bmslib.model import DeviceInfo
 from bmslib.protocol import jbd
 from bmslib.registry import DeviceType, device_types, type_infos
 from bmslib.sim.emulator import Emulator
@@ -182,6 +183,26 @@ async def test_states_are_resent_before_they_could_expire(broker: Broker, watche
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert len(times) >= 4, topic
         assert max(gaps) < 1.0, (topic, gaps)  # expire_after is 1 s; heartbeat every 0.5 s
+
+
+async def test_device_info_arriving_later_is_announced_with_the_same_identifiers(broker: Broker, watcher: Watcher,
+                                                                                tmp_path: Path) -> None:
+    cfg = make_config(broker)
+    topic = "homeassistant/sensor/dummy1/_soc_total_voltage/config"
+    async with running(cfg, tmp_path) as r:
+        await wait_for(lambda: topic in discovery_of(watcher, "dummy1"), what="discovery")
+        first = discovery_of(watcher, "dummy1")[topic]["device"]
+        changed = time.monotonic()
+        status = r.app.devices["dummy1"].status
+        status.device_info = status.device_info.merged(DeviceInfo(serial="SN-0042", name="Dummy Pack",
+                                                                  hw_version="2"))
+        await wait_for(lambda: topic in discovery_of(watcher, "dummy1", since=changed), timeout=3, what="re-announce")
+        device = discovery_of(watcher, "dummy1", since=changed)[topic]["device"]
+        held = json.loads((await retained(watcher, "homeassistant/sensor/dummy1/"))[topic])["device"]
+    assert device == held
+    assert device["identifiers"] == first["identifiers"] == ["batmon_dummy_dummy1"]
+    assert device["serial_number"] == "SN-0042" and device["hw_version"] == "2"
+    assert device["name"] == "Dummy Pack (dummy1)" and first["name"] == "dummy1"
 
 
 # --- availability ---------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon
     cmd = [m.payload for m in watcher.seen("homeassistant/switch/demo_jbd/charge/set", since=sent)]
     assert cmd == ["OFF"]
     wait(lambda: ha.state(sw_id)["state"] == "off", 10, "the switch off in Home Assistant")  # type: ignore[index]
+    assert "switch charge is off (confirmed by the device)" in (tmp_path / "daemon.log").read_text()
     ha.call("switch", "turn_on", entity_id=sw_id)
     wait(lambda: ha.state(sw_id)["state"] == "on", 10, "the switch on again")  # type: ignore[index]
 
