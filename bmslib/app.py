@@ -124,6 +124,10 @@ class App:
             sinks.append(MqttSink(self.config, self.sign, request_switch=self.request_switch,
                                   statuses=lambda: [rt.status for rt in self.devices.values()],
                                   state_dir=self.state_dir))
+        if self.config.influxdb is not None:
+            from bmslib.sinks.influx import InfluxSink  # noqa: PLC0415  (loads influxdb-client only when used)
+
+            sinks.append(InfluxSink(self.config.influxdb, self.sign))
         return sinks
 
     def _sim_radio(self) -> SimRadio:
