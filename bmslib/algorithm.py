@@ -222,10 +222,13 @@ def _state_from(data: Mapping[str, Any] | None, now: float) -> tuple[SocState, s
     if not isinstance(soc, Mapping):
         return fresh, "it has no soc algorithm state"
     charging, last = soc.get("charging"), soc.get("last_calibration_time")
-    if not isinstance(charging, bool) or isinstance(last, bool) or not isinstance(last, int | float) \
-            or not math.isfinite(last):
+    try:
+        when = float(last) if isinstance(last, int | float) and not isinstance(last, bool) else math.nan
+    except OverflowError:
+        when = math.nan
+    if not isinstance(charging, bool) or not math.isfinite(when):
         return fresh, "its soc algorithm state is incomplete"
-    return SocState(charging=charging, last_calibration_time=float(last)), None
+    return SocState(charging=charging, last_calibration_time=when), None
 
 
 class AlgorithmRunner:

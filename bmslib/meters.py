@@ -202,7 +202,10 @@ def _reading(value: object) -> float | None:
         value = value.get("reading")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond the float range
+        return None
 
 
 def parse_meter_entry(alias: str, entry: object) -> tuple[dict[str, float], list[str]]:

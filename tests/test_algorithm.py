@@ -312,3 +312,14 @@ async def test_the_demo_bank_algorithm_switches_the_simulated_charge_fets(tmp_pa
     assert bank.last_sample is not None and bank.last_sample.switches == {"charge": False, "discharge": True}
     state = json.loads((tmp_path / "bat_state_demo_bank.json").read_text())
     assert state["algorithm_state"]["soc"]["charging"] is False
+
+
+@pytest.mark.parametrize("content", [
+    '{"algorithm_state": {"soc": {"charging": true, "last_calibration_time": 1' + "0" * 400 + "}}}",
+    '{"algorithm_state": {"soc": {"charging": true, "last_calibration_time": NaN}}}',
+    '{"algorithm_state": {"soc": {"charging": true, "last_calibration_time": true}}}',
+    '{"algorithm_state": {"soc": []}}', '{"algorithm_state": 5}', '{"other": 1}',
+])
+def test_odd_state_files_start_fresh(tmp_path: Path, content: str) -> None:
+    (tmp_path / "bat_state_bat 1_x.json").write_text(content)
+    assert runner(tmp_path, Requests()).load().state == SocState(True, NOW)

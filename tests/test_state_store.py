@@ -5,14 +5,19 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bmslib.meters import METER_FILE, MeterBook
+from bmslib.meters import INCREASING, METER_FILE, METER_NAMES, MeterBook
 from bmslib.state_store import StateFile
+from tests.helpers import fuzz_settings
 
 LOG = logging.getLogger("test.state")
 
@@ -179,3 +184,32 @@ def test_unusable_entries_are_reported_and_the_file_kept_while_good_ones_load(
     assert b.save()
     saved = json.loads((tmp_path / METER_FILE).read_text())
     assert saved["gone"] == original["gone"] and saved["a"]["future_meter"] == {"reading": 1}
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.just(10**400) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["a", "b", "reading", *METER_NAMES]), children, max_size=6),
+    max_leaves=30)
+
+
+@fuzz_settings
+@given(st.one_of(_JSON, st.dictionaries(st.sampled_from(["a", "b", "c"]), _JSON, max_size=3)))
+def test_any_json_in_the_meter_file_loads_without_error_and_gives_sane_totals(doc: Any) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / METER_FILE
+        path.write_text(json.dumps(doc))
+        b = MeterBook(path, log=logging.getLogger("test.fuzz"))
+        b.add_device("a", 600.0)
+        b.add_device("b", 600.0)
+        b.load()
+        for alias in ("a", "b"):
+            readings = b.readings(alias)
+            assert all(math.isfinite(v) for v in readings.values())
+            assert all(readings[name] >= 0 for name in INCREASING)
+        assert b.save()
+        saved = json.loads(path.read_text())
+        assert isinstance(saved, dict) and {"a", "b"} <= set(saved)
+        if isinstance(doc, dict) and "c" in doc:
+            assert json.dumps(saved["c"]) == json.dumps(doc["c"])  # kept as it was (NaN included)
