@@ -60,6 +60,7 @@ COMMAND_WINDOW = 10.0  # [s]
 SWITCH_ECHO = 8.0  # [s] after a command the switch state is re-sent with every sample, changed or not
 PRUNE_AFTER = 10  # publishes of a device before entities it no longer has are removed
 BIRTH_DELAY = 1.0  # [s] after Home Assistant's birth message, before everything is re-published
+SETTLE = 0.5  # [s] after discovery was (re)published, the device's states are sent again
 
 SendFn = Callable[[str, str, bool], bool]
 SwitchRequest = Callable[[str, str, bool], bool]
@@ -554,6 +555,7 @@ class _Device:
     pruned: bool = False
     info: DeviceInfo | None = None
     echo_switches_until: float = -math.inf
+    resend: asyncio.TimerHandle | None = None
     commands: deque[float] = field(default_factory=deque)
     dropping: bool = False
 
@@ -566,7 +568,7 @@ class MqttSink(Sink):
     def __init__(self, config: AppConfig, sign: OutputSign, *, request_switch: SwitchRequest,
                  statuses: Callable[[], Iterable[DeviceStatus]], state_dir: Path | None = None,
                  backoff: tuple[float, float] = (1.0, 60.0), keepalive: int = 30,
-                 prune_after: int = PRUNE_AFTER, birth_delay: float = BIRTH_DELAY,
+                 prune_after: int = PRUNE_AFTER, birth_delay: float = BIRTH_DELAY, settle: float = SETTLE,
                  commands_per_window: int = COMMANDS_PER_WINDOW, command_window: float = COMMAND_WINDOW,
                  clock: Callable[[], float] = time.monotonic) -> None:
         assert config.mqtt is not None
@@ -577,6 +579,7 @@ class MqttSink(Sink):
         self.statuses = statuses
         self.prune_after = prune_after
         self.birth_delay = birth_delay
+        self.settle = settle
         self.commands_per_window = commands_per_window
         self.command_window = command_window
         self.clock = clock
@@ -613,6 +616,9 @@ class MqttSink(Sink):
         self._tasks.append(asyncio.get_running_loop().create_task(self._heartbeat(), name="mqtt-heartbeat"))
 
     async def stop(self, timeout: float) -> None:
+        for dev in self.devices.values():
+            if dev.resend is not None:
+                dev.resend.cancel()
         for task in (*self._tasks, *([self._birth_task] if self._birth_task else [])):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -638,8 +644,9 @@ class MqttSink(Sink):
                if (d.component, d.key) not in dev.entities]
         for d in new:
             dev.entities[(d.component, d.key)] = d
-        if new or dev.info != device.device_info:
-            self._announce(dev)
+        if (new or dev.info != device.device_info) and self._announce(dev):
+            for st in dev.states.values():  # configs changed: Home Assistant needs every state again
+                st.at = -math.inf
         if not dev.pruned and dev.publishes >= self.prune_after:
             self._prune(dev)
         seen: set[str] = set()
@@ -710,18 +717,41 @@ class MqttSink(Sink):
             out[dev.topics.discovery(desc)] = json.dumps(cfg, ensure_ascii=False)
         return out
 
-    def _announce(self, dev: _Device, *, force: bool = False) -> None:
-        """Publish (retained) the discovery configs that changed, or all of them with ``force``."""
+    def _announce(self, dev: _Device, *, force: bool = False) -> bool:
+        """Publish (retained) the discovery configs that changed, or all of them with ``force``.
+        True if anything was published."""
         if dev.status is None or not dev.entities:
-            return
+            return False
         dev.info = dev.status.device_info
         if not self.conn.connected:
-            return
+            return False
+        sent = False
         for topic, payload in self._configs(dev).items():
             changed = force or dev.configs.get(topic) != payload
             if changed and self.conn.publish(topic, payload, retain=True, qos=1):
                 dev.configs[topic] = payload
+                sent = True
         self._remember(dev, set(dev.configs))
+        if sent:
+            self._resend_later(dev)
+        return sent
+
+    def _resend_later(self, dev: _Device) -> None:
+        """Send the device's states again shortly after its discovery was (re)published: Home Assistant
+        marks an entity with ``expire_after`` unavailable whenever it (re)reads its config, and a state
+        sent before it subscribed is lost (states are not retained)."""
+        if dev.resend is not None:
+            dev.resend.cancel()
+        dev.resend = asyncio.get_running_loop().call_later(self.settle, self._resend_states, dev)
+
+    def _resend_states(self, dev: _Device) -> None:
+        dev.resend = None
+        if not self.conn.connected or not dev.available:
+            return
+        now = self.clock()
+        for topic, st in dev.states.items():
+            if self.conn.publish(topic, st.payload):
+                st.at = now
 
     def _meter_topics(self, dev: _Device) -> set[str]:
         return {dev.topics.discovery(d) for d in meter_entities(METER_NAMES)}

@@ -45,3 +45,4 @@ def test_numbers_in_the_prose_are_the_codes() -> None:
     assert f"min(expire_values_after / 2, {mqtt_util.HEARTBEAT_MAX:g})" in text
     assert f"and {mqtt_util.BIRTH_DELAY:g} s after Home Assistant" in text
     assert f"`{mqtt_util.RECORD_FILE}`" in text
+    assert f"all its states follow at\n  once and again {mqtt_util.SETTLE:g} s later" in text

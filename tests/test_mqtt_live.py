@@ -80,7 +80,7 @@ async def running(config: AppConfig, state_dir: Path, **sink_options: Any) -> As
         commands.append((alias, name, on))
         return app.request_switch(alias, name, on)
 
-    options: dict[str, Any] = {"backoff": (0.1, 0.5), "prune_after": 3, "birth_delay": 0.05}
+    options: dict[str, Any] = {"backoff": (0.1, 0.5), "prune_after": 3, "birth_delay": 0.05, "settle": 0.3}
     options.update(sink_options)
     sink = MqttSink(config, app.sign, request_switch=request_switch,
                     statuses=lambda: [rt.status for rt in app.devices.values()], state_dir=state_dir, **options)
@@ -187,7 +187,7 @@ async def test_states_are_resent_before_they_could_expire(broker: Broker, watche
 
 async def test_device_info_arriving_later_is_announced_with_the_same_identifiers(broker: Broker, watcher: Watcher,
                                                                                 tmp_path: Path) -> None:
-    cfg = make_config(broker)
+    cfg = make_config(broker, expire_values_after=60.0)  # heartbeat 30 s: only the re-send after discovery counts
     topic = "homeassistant/sensor/dummy1/_soc_total_voltage/config"
     async with running(cfg, tmp_path) as r:
         await wait_for(lambda: topic in discovery_of(watcher, "dummy1"), what="discovery")
@@ -197,6 +197,10 @@ async def test_device_info_arriving_later_is_announced_with_the_same_identifiers
         status.device_info = status.device_info.merged(DeviceInfo(serial="SN-0042", name="Dummy Pack",
                                                                   hw_version="2"))
         await wait_for(lambda: topic in discovery_of(watcher, "dummy1", since=changed), timeout=3, what="re-announce")
+        announced = max(m.at for m in watcher.seen(topic))
+        # Home Assistant re-reads a changed config as 'expired': every state, unchanged ones too, follows it
+        await wait_for(lambda: [m for m in watcher.seen("dummy1/soc/capacity") if m.at > announced], timeout=3,
+                       what="the unchanged capacity re-sent")
         device = discovery_of(watcher, "dummy1", since=changed)[topic]["device"]
         held = json.loads((await retained(watcher, "homeassistant/sensor/dummy1/"))[topic])["device"]
     assert device == held

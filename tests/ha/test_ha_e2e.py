@@ -109,6 +109,10 @@ def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon
         assert attrs.get("state_class") == state_class, (name, attrs)
         wait(lambda name=name: by_name(ha.states(), name)["state"] not in ("unknown", "unavailable"), 15,
              f"a value for {name}")
+    for name in ("demo_jbd charge", "demo_jbd discharge", "demo_dummy charge", "demo_jbd problem",
+                 "demo_jbd Alarms"):
+        wait(lambda name=name: (by_name(ha.states(), name) or {}).get("state") not in (None, "unknown", "unavailable"),
+             15, f"a state for {name}")
     states = ha.states()
     for name in ("demo_jbd charge", "demo_jbd discharge", "demo_dummy charge"):
         sw = by_name(states, name)
@@ -130,6 +134,9 @@ def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon
     demo = [s["entity_id"] for s in ha.states().values() if s["attributes"].get("friendly_name", "").startswith(
         "demo_") and s["entity_id"].split(".")[0] in ("sensor", "binary_sensor", "switch")]
     assert len(demo) > 100
+    # (an entity created from discovery is unavailable until its first state: wait for all of them once)
+    wait(lambda: not [e for e, st in ha.states().items() if e in demo and st["state"] in ("unknown", "unavailable")],
+         20, "a state for every entity")
     watch_until = time.monotonic() + 3 * EXPIRE
     while time.monotonic() < watch_until:
         now = ha.states()
