@@ -376,6 +376,18 @@ def test_translations_name_and_describe_every_option(manifest: dict[str, Any]) -
         assert entry["name"].strip() and entry["description"].strip(), key
 
 
+def test_docs_md_covers_every_option(manifest: dict[str, Any]) -> None:
+    """The add-on can be configured from DOCS.md alone: every option of the UI is explained there."""
+    docs = (ROOT / "DOCS.md").read_text()
+    for key in (*manifest["schema"], *manifest["schema"]["devices"][0]):
+        assert f"`{key}`" in docs, f"DOCS.md does not explain {key}"
+    for name in (t for t in parse_type(manifest["schema"]["devices"][0]["type"]).choices):
+        assert f"`{name}`" in docs, f"DOCS.md does not name the type {name}"
+    for default_key in manifest["options"]:
+        if default_key != "devices":
+            assert f"{default_key}: " in docs, f"DOCS.md's first configuration lacks {default_key}"
+
+
 def test_watchdog_and_expiry_texts_say_what_the_code_does() -> None:
     """The original's texts tied the watchdog to expire_values_after; here the numbers come from the app."""
     from bmslib.app import App  # noqa: PLC0415
