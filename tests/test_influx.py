@@ -250,8 +250,8 @@ async def test_failed_batch_goes_back_in_order_and_backoff_grows() -> None:
     await asyncio.sleep(1.2)
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert len(attempts) >= 4
-    assert gaps[0] < gaps[2] + 0.02  # pauses grow ...
-    assert max(gaps) < 0.2 + 0.15  # ... up to the maximum
+    assert gaps[2] > gaps[0] + 0.05  # pauses grow (0.05, 0.1, 0.2 s plus the flush interval) ...
+    assert max(gaps) < 0.2 + 0.3  # ... up to the maximum
     assert list(sink.buffer) == [f"m v={i} {i}" for i in range(7)]  # nothing lost, order kept
     writer.down = False
     await until(lambda: len(writer.lines) == 7)
@@ -310,8 +310,8 @@ async def test_callbacks_never_wait_for_a_hanging_server() -> None:
             before = time.perf_counter()
             await asyncio.sleep(0.01)
             lags.append(time.perf_counter() - before - 0.01)
-        assert worst_call < 0.01
-        assert max(lags) < 0.05
+        assert worst_call < 0.05  # a blocked call would take the request timeout (2 s)
+        assert max(lags) < 0.1
         assert sink.written == 0 and sink.pending > 0
         t0 = time.monotonic()
         await sink.stop(0.5)
@@ -421,7 +421,7 @@ async def test_shutdown_gives_up_at_the_limit_when_the_server_is_gone(victoria: 
     sink.add([f"gone v={i} {i + 1_700_000_000_000}" for i in range(50)])
     started = time.monotonic()
     await sink.stop(0.5)
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 1.5
     assert sink.lost_at_shutdown == 50
     assert any("50 point(s) not written at shutdown" in r.getMessage() for r in caplog.records)
 
@@ -611,3 +611,48 @@ def test_app_creates_the_influx_sink_only_when_configured(tmp_path: Path) -> Non
 
     assert "influxdb" in asyncio.run(build(with_influx))
     assert "influxdb" not in asyncio.run(build(without))
+
+
+async def test_a_writer_bug_is_logged_and_writing_goes_on(monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    import bmslib.sinks.influx as influx  # noqa: PLC0415
+
+    monkeypatch.setattr(influx, "RESTART_PAUSE", 0.05)
+    writer = FakeWriter()
+    original = writer.write
+    calls = [0]
+
+    def buggy(lines: list[str], timeout: float) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("a bug")
+        original(lines, timeout)
+
+    writer.write = buggy  # type: ignore[method-assign]
+    sink = fast_sink(writer)
+    await sink.start()
+    sink.add(["a v=1 1", "a v=2 2"])
+    await until(lambda: writer.lines == ["a v=1 1", "a v=2 2"])
+    assert any("writer failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    await sink.stop(1.0)
+    assert sink.lost_at_shutdown == 0
+
+
+async def test_a_request_cut_off_at_shutdown_counts_as_lost() -> None:
+    release = threading.Event()
+
+    class SlowWriter(FakeWriter):
+        def write(self, lines: list[str], timeout: float) -> None:
+            release.wait(5)
+            super().write(lines, timeout)
+
+    writer = SlowWriter()
+    sink = fast_sink(writer)
+    await sink.start()
+    sink.add(["a v=1 1", "a v=2 2", "a v=3 3"])
+    await asyncio.sleep(0.2)  # the request is under way and hangs
+    started = time.monotonic()
+    await sink.stop(0.3)
+    assert time.monotonic() - started < 1.0
+    assert sink.lost_at_shutdown == 3 and sink.written == 0
+    release.set()

@@ -75,6 +75,7 @@ BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0  # [s] pause after a failed write, doubled 
 REQUEST_TIMEOUT = 10.0  # [s] per HTTP request
 REPORT_INTERVAL = 60.0  # [s] at most one report of dropped points / ongoing failures per this time
 SHUTDOWN_RETRY = 0.2  # [s] pause between write attempts while flushing at shutdown
+RESTART_PAUSE = 5.0  # [s] before the writer task starts over after an unexpected error
 MIN_V1 = (1, 8)  # the first InfluxDB 1.x with /api/v2/write
 REFUSED = frozenset({400, 413, 422})  # the server will never take this batch: drop it
 
@@ -359,7 +360,6 @@ class InfluxSink(Sink):
         self._wake: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._in_flight = 0  # points of the request under way
 
     # --- callbacks (event loop; never block) ---
     def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
@@ -408,14 +408,13 @@ class InfluxSink(Sink):
                 event.set()
         task = self._task
         if task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=max(0.01, timeout))
-            except TimeoutError:
+            done, _ = await asyncio.wait({task}, timeout=max(0.01, timeout))
+            if not done:  # a request still under way at the deadline: abandoned (its thread ends by itself)
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+                with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._report_drops(force=True)
-        self.lost_at_shutdown = len(self.buffer) + self._in_flight
+        self.lost_at_shutdown = len(self.buffer)
         if self.lost_at_shutdown and self.disabled is None:
             self.log.warning("InfluxDB: %d point(s) not written at shutdown (the server did not take them "
                              "within %.1f s)", self.lost_at_shutdown, timeout)
@@ -432,6 +431,19 @@ class InfluxSink(Sink):
 
     # --- the writer task ---
     async def _run(self) -> None:
+        """The writer task: a failure of its own (a bug) is logged and the loop starts over."""
+        while True:
+            try:
+                await self._loop()
+                return
+            except Exception:
+                self.log.exception("InfluxDB writer failed; starting it again in %.0f s", RESTART_PAUSE)
+                if self._stop_requested():
+                    return
+                assert self._stop_event is not None
+                await self._wait(self._stop_event, RESTART_PAUSE)
+
+    async def _loop(self) -> None:
         assert self._wake is not None
         assert self._stop_event is not None
         backoff = self.backoff_min
@@ -480,7 +492,6 @@ class InfluxSink(Sink):
         """Write the oldest batch. False (batch kept) when the server could not take it now."""
         n = min(self.batch_size, len(self.buffer))
         batch = [self.buffer.popleft() for _ in range(n)]
-        self._in_flight = n
         try:
             await _in_thread(self.writer.write, batch, timeout)
         except WriteError as exc:
@@ -491,8 +502,9 @@ class InfluxSink(Sink):
             self.refused += n
             self.log.error("InfluxDB refused %d point(s), dropped: %s", n, exc)  # noqa: TRY400  (no traceback)
             return True
-        finally:
-            self._in_flight = 0
+        except BaseException:  # cancelled at the shutdown deadline, or a bug: the points are not lost here
+            self._requeue(batch)
+            raise
         self.written += n
         self._note_success()
         return True
