@@ -2,6 +2,12 @@
 
 The window resets at every publish (even when it holds one sample). A sudden power change publishes
 at once, so loads that switch on or off show up without waiting for ``publish_period``.
+
+The sample nearest the end of a period is published: one that comes less than half a sample
+interval before the period is over is on time, because the next one would come half an interval or
+more after it. Without that slack, samples that arrive a few milliseconds early (reads take varying
+time) would wait a whole interval, and with ``publish_period`` equal to ``sample_period`` only about
+every other sample would be published.
 """
 
 from __future__ import annotations
@@ -53,9 +59,15 @@ class PublishSchedule:
         self.period = period
         self._last_at: float | None = None
         self._last_power: float | None = None
+        self._last_sample_at: float | None = None
 
     def due(self, sample: Sample, now: float) -> bool:
-        if self._last_at is None or now - self._last_at >= self.period - 1e-6:
+        previous, self._last_sample_at = self._last_sample_at, now
+        if self._last_at is None:
+            return True
+        # half the interval since the previous sample (the next is expected as far off), at most half a period
+        slack = min(now - previous, self.period) / 2 if previous is not None else 0.0
+        if now - self._last_at >= self.period - slack - 1e-6:
             return True
         return self.is_power_jump(sample.power)
 
