@@ -44,6 +44,10 @@ def mosquitto_binary() -> str:
     return found
 
 
+def mosquitto_passwd_binary() -> str:
+    return shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"  # same Debian package as mosquitto
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -93,7 +97,7 @@ class Broker:
 
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path, *, tls: bool = False) -> None:
+    def __init__(self, directory: Path, *, tls: bool = False, users: dict[str, str] | None = None) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -101,7 +105,9 @@ class Broker:
         self.ca_cert: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "mosquitto.log"
-        lines = [f"listener {self.port} {self.host}", "allow_anonymous true", "persistence false",
+        self.users = dict(users or {})
+        lines = [f"listener {self.port} {self.host}", f"allow_anonymous {'false' if users else 'true'}",
+                 "persistence false",
                  "log_dest stderr", "log_type error", "log_type warning", "log_type notice", "log_type information",
                  "connection_messages true", "max_keepalive 120"]
         if os.geteuid() == 0:
@@ -109,6 +115,12 @@ class Broker:
         if tls:
             self.ca_cert, cert, key = make_test_ca(self.dir)
             lines += [f"cafile {self.ca_cert}", f"certfile {cert}", f"keyfile {key}", "tls_version tlsv1.2"]
+        if users:
+            passwords = self.dir / "passwords"
+            for n, (user, password) in enumerate(self.users.items()):
+                subprocess.run([mosquitto_passwd_binary(), *(["-c"] if n == 0 else []), "-b", str(passwords), user,
+                                password], check=True, capture_output=True)
+            lines.append(f"password_file {passwords}")
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
 
@@ -182,6 +194,9 @@ class Watcher:
         if broker.tls:
             assert broker.ca_cert is not None
             c.tls_set(ca_certs=str(broker.ca_cert))
+        if broker.users:
+            user, password = next(iter(broker.users.items()))
+            c.username_pw_set(user, password)
         c.on_connect = self._on_connect
         c.on_message = self._on_message
         c.reconnect_delay_set(0.1, 0.5)
@@ -237,6 +252,8 @@ class Watcher:
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"retained-{time.monotonic_ns()}")
         if self.broker.tls:
             c.tls_set(ca_certs=str(self.broker.ca_cert))
+        if self.broker.users:
+            c.username_pw_set(*next(iter(self.broker.users.items())))
 
         def on_message(client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
             if msg.retain and msg.payload:

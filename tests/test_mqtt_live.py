@@ -255,6 +255,30 @@ async def test_a_broker_that_is_down_at_start_is_retried(tmp_path: Path, caplog:
         b.stop()
 
 
+@pytest.mark.parametrize("password", ["right", "wrong"])
+async def test_credentials(tmp_path: Path, caplog: pytest.LogCaptureFixture, password: str) -> None:
+    caplog.set_level(logging.INFO, logger="batmon.mqtt")
+    b = Broker(tmp_path / "auth", users={"batmon": "s3cret-pw"})
+    b.start()
+    try:
+        w = Watcher(b).start()
+        pw = "s3cret-pw" if password == "right" else "guess"
+        cfg = make_config(b, mqtt_user="batmon", mqtt_password=pw)
+        try:
+            async with running(cfg, tmp_path) as r:
+                if password == "right":
+                    await wait_for(lambda: payloads(w, "jbd1/soc/total_voltage"), timeout=5, what="states")
+                else:
+                    await wait_for(lambda: sum("refused the connection" in m for m in caplog.messages) >= 2,
+                                   timeout=5, what="refusals, retried")
+                    assert not r.sink.conn.connected and not w.seen("jbd1/soc/total_voltage")
+            assert not any(pw in m for m in caplog.messages)  # the password never reaches the log
+        finally:
+            w.stop()
+    finally:
+        b.stop()
+
+
 async def test_broker_killed_and_restarted(broker: Broker, watcher: Watcher, tmp_path: Path) -> None:
     cfg = make_config(broker)
     async with running(cfg, tmp_path) as r:
