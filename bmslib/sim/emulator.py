@@ -15,9 +15,12 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from bmslib.sim.battery import BatteryModel
+
+if TYPE_CHECKING:
+    from bmslib.sim.trace import FrameTrace
 
 _LOG = logging.getLogger(__name__)
 
@@ -89,9 +92,12 @@ class Emulator(ABC):
         self.requests = 0  # host writes received (for fault injection and tests)
         self.connections = 0
         self.writes: list[tuple[str, bytes]] = []  # host writes, newest last (bounded)
-        self._tx: asyncio.Queue[tuple[str, bytes, bool]] | None = None
+        self._tx: asyncio.Queue[tuple[str, bytes, bool, int | None]] | None = None
         self._tx_task: asyncio.Task[None] | None = None
         self._drop_mid_frame = False
+        #: opt-in delivery record for benchmarks (set by the radio): frames are numbered through the
+        #: battery's cycle count and their delivery is logged (see :mod:`bmslib.sim.trace`)
+        self.trace: FrameTrace | None = None
 
     # --- to implement ---
     @property
@@ -170,13 +176,17 @@ class Emulator(ABC):
         """Queue ``frame`` for the host, split into MTU chunks (``raw``: no fault injection)."""
         if self._tx is None:
             return
-        self._tx.put_nowait((char_uuid or self.notify_uuid, bytes(frame), raw))
+        stamp = None
+        if self.trace is not None:  # the frame was encoded with this count: it is the frame's number
+            stamp = self.battery.cycles
+            self.battery.cycles = self.trace.next_stamp(stamp)
+        self._tx.put_nowait((char_uuid or self.notify_uuid, bytes(frame), raw, stamp))
 
     async def _sender(self) -> None:
         assert self._tx is not None
         queue = self._tx
         while True:
-            uuid, frame, raw = await queue.get()
+            uuid, frame, raw, stamp = await queue.get()
             f = self.faults
             if f.latency and not raw:
                 await asyncio.sleep(f.latency)
@@ -195,6 +205,8 @@ class Emulator(ABC):
                     pos = self.rng.randrange(len(chunk))
                     chunk = chunk[:pos] + bytes((chunk[pos] ^ (1 << self.rng.randrange(8)),)) + chunk[pos + 1:]
                 self._deliver(uuid, chunk)
+                if stamp is not None and n == len(chunks) - 1 and self.trace is not None and self.link is not None:
+                    self.trace.delivered(self.address, stamp)
                 if f.chunk_interval and not raw:
                     await asyncio.sleep(f.chunk_interval)
                 elif n % 8 == 7:

@@ -24,6 +24,7 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
 from bmslib.sim.emulator import Emulator
+from bmslib.sim.trace import FrameTrace
 
 _LOG = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ ADVERTISE_INTERVAL = 0.1  # [s] between advertisement reports while scanning
 class SimRadio:
     """The air around the simulated devices: registers emulators by address."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, trace: FrameTrace | None = None) -> None:
+        self.trace = trace  # opt-in: frames of every emulator added are numbered and their delivery logged
         self._devices: dict[str, Emulator] = {}
         self._by_sim_id: dict[str, Emulator] = {}
         client_cls = type("SimBleakClient", (SimBleakClient,), {"radio": self})
@@ -45,6 +47,8 @@ class SimRadio:
         if emulator.address in self._devices:
             raise ValueError(f"address {emulator.address} already on the radio")
         self._devices[emulator.address] = emulator
+        if self.trace is not None:
+            emulator.trace = self.trace
         if sim_id is not None:
             self._by_sim_id[sim_id] = emulator
         return emulator

@@ -1,0 +1,280 @@
+"""The daemon end to end: N simulated devices, a real mosquitto on loopback, a subscriber that counts.
+
+    .venv/bin/python bench/pipeline.py --devices 10 --seconds 60 [--period 1] [--types jbd,daly]
+                                       [--response-time 0.05] [--json out.json]
+
+Starts mosquitto (tests/mqtt_broker.py), a subscriber to ``#``, and the daemon as a process of its
+own (bench/_daemon.py: ``main.py`` plus a frame trace and counters) with N ``sim:`` devices of the
+given types in turn, sampled and published every ``--period`` seconds. After all devices have
+delivered a sample and ``--warmup`` seconds more, it measures for ``--seconds`` and prints:
+
+* samples/s and published samples/s (the daemon's own counters);
+* MQTT messages/s as the subscriber receives them (states, availability, meters; discovery is
+  sent at start, before the window);
+* CPU time of the daemon process per published sample (user + sys from /proc/<pid>/stat over the
+  window, in microseconds; the emulators run inside that process and are included);
+* peak RSS of the daemon process (VmHWM, whole run);
+* latency from the emulator handing the last chunk of a read's last frame to the host until the
+  subscriber receives the published ``cycles`` state of that sample (p50, p99). Types that push
+  frames on their own (JK streams one every second; a read takes the newest) are reported apart:
+  for them the figure is the age of the data, which the stream period sets, not the pipeline.
+* with ``--response-time``: the sample rate against the bound the link sets (every request waits
+  that long for its answer, so a sample cannot take less than requests per sample x response time).
+
+Figures only; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._measure import (  # noqa: E402
+    cpu_times,
+    index_frames,
+    machine,
+    match_latencies,
+    memory_mb,
+    percentile,
+)
+from bmslib.registry import device_types  # noqa: E402
+from bmslib.sim.radio import sim_address  # noqa: E402
+from bmslib.sim.trace import read_trace  # noqa: E402
+from tests.mqtt_broker import Broker, Watcher  # noqa: E402
+
+#: the default mix: every frame protocol whose frames carry a cycle count (the trace's frame number)
+MIXED = ("jbd", "daly", "ant", "jk", "sok", "supervolt")
+#: types whose device pushes frames on its own; their latency is the age of the data
+STREAMING = frozenset({"jk", "jk_24s", "jk_32s", "jk04"})
+CYCLES_TOPIC = "soc/num_cycles"
+
+
+def device_list(n: int, types: list[str]) -> list[dict[str, Any]]:
+    known = device_types()
+    devices = []
+    for i in range(n):
+        t = types[i % len(types)]
+        emulator = known[t].emulator
+        address = f"sim:{t}{i}" if known[t].radio else f"bench {t} {i}"
+        entry: dict[str, Any] = {"address": address, "type": t, "alias": f"{t}_{i}"}
+        if emulator is not None:
+            entry.update(emulator.demo_options)  # e.g. a key that matches the emulator's
+        devices.append(entry)
+    return devices
+
+
+class Daemon:
+    """The daemon process (bench/_daemon.py) and its counters."""
+
+    def __init__(self, directory: Path, options: dict[str, Any], *, trace: bool, response_time: float) -> None:
+        self.dir = directory
+        self.options_file = directory / "options.json"
+        self.options_file.write_text(json.dumps(options))
+        self.stats_file = directory / "stats.json"
+        self.trace_file = directory / "frames.trace" if trace else None
+        self.log = directory / "daemon.log"
+        cmd = [sys.executable, "-m", "bench._daemon", "--config", str(self.options_file),
+               "--state-dir", str(directory), "--stats", str(self.stats_file),
+               "--response-time", str(response_time)]
+        if self.trace_file is not None:
+            cmd += ["--trace", str(self.trace_file)]
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Ask for the counters (SIGUSR1) and wait for the fresh file."""
+        self._wait_started(timeout=30.0)
+        asked = time.monotonic()
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = asked + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited with {self.proc.returncode}; see {self.log}:\n"
+                                   + self.log.read_text()[-3000:])
+            with contextlib.suppress(OSError, ValueError):
+                data: dict[str, Any] = json.loads(self.stats_file.read_text())
+                if data["mono"] >= asked:
+                    return data
+            time.sleep(0.01)
+        raise RuntimeError("the daemon did not answer SIGUSR1")
+
+    def _wait_started(self, timeout: float) -> None:
+        """The daemon writes its stats file once it handles SIGUSR1 (before that, the signal would kill it)."""
+        deadline = time.monotonic() + timeout
+        while not self.stats_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the daemon did not start (exit status {self.proc.returncode}); see {self.log}:\n"
+                                   + self.log.read_text()[-3000:])
+            time.sleep(0.02)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def wait_ready(daemon: Daemon, aliases: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = daemon.stats()
+        missing = [a for a in aliases if stats["devices"].get(a, {}).get("samples", 0) < 1]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no sample within {timeout:g} s from {', '.join(missing[:5])}; see {daemon.log}")
+        time.sleep(0.2)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    types = [t.strip() for t in args.types.split(",") if t.strip()]
+    known = device_types()
+    for t in types:
+        if t not in known:
+            raise SystemExit(f"--types: unknown type {t!r}")
+    devices = device_list(args.devices, types)
+    aliases = [d["alias"] for d in devices]
+    type_of = {d["alias"]: d["type"] for d in devices}
+    addresses = {d["alias"]: sim_address(d["address"].removeprefix("sim:")).upper()
+                 for d in devices if d["address"].startswith("sim:")}
+    with tempfile.TemporaryDirectory(prefix="batmon-bench-") as tmp:
+        directory = Path(tmp)
+        broker = Broker(directory / "broker")
+        broker.start()
+        watcher = Watcher(broker).start()
+        daemon: Daemon | None = None
+        try:
+            options = {"devices": devices, "sample_period": args.period, "publish_period": args.period,
+                       "keep_alive": True, **broker.options()}
+            daemon = Daemon(directory, options, trace=not args.no_trace, response_time=args.response_time)
+            wait_ready(daemon, aliases, timeout=30 + args.devices)
+            time.sleep(args.warmup)
+            t0, cpu0, s0 = time.monotonic(), cpu_times(daemon.pid), daemon.stats()
+            time.sleep(args.seconds)
+            t1, cpu1, s1 = time.monotonic(), cpu_times(daemon.pid), daemon.stats()
+            memory = memory_mb(daemon.pid)
+            messages = watcher.seen(since=t0)
+            messages = [m for m in messages if m.at <= t1]
+        finally:
+            code = daemon.stop() if daemon is not None else None
+            watcher.stop()
+            broker.stop()
+        if code not in (0, None):
+            print(f"warning: the daemon exited with {code}", file=sys.stderr)
+        deliveries = list(read_trace(daemon.trace_file)) if daemon.trace_file is not None else []
+
+    window = s1["mono"] - s0["mono"]
+    samples = s1["samples"] - s0["samples"]
+    publishes = s1["publishes"] - s0["publishes"]
+    requests = s1["requests"] - s0["requests"]
+    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    cpu = user + system
+    cycles_msgs = []
+    for m in messages:
+        alias, _, key = m.topic.partition("/")
+        if key == CYCLES_TOPIC and alias in addresses:
+            cycles_msgs.append((alias, m.payload, m.at))
+    latencies, unmatched = match_latencies(cycles_msgs, addresses, index_frames(deliveries))
+    polled = [x for a, xs in latencies.items() if type_of[a] not in STREAMING for x in xs]
+    per_type: dict[str, list[float]] = collections.defaultdict(list)
+    for a, xs in latencies.items():
+        per_type[type_of[a]].extend(xs)
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "devices": args.devices, "types": dict(collections.Counter(type_of.values())),
+        "period": args.period, "seconds": round(t1 - t0, 2), "response_time": args.response_time,
+        "samples_per_s": samples / window, "published_per_s": publishes / window,
+        "mqtt_messages_per_s": len(messages) / (t1 - t0),
+        "cpu_us_per_published": cpu / publishes * 1e6 if publishes else float("nan"),
+        "cpu_percent": 100 * cpu / (t1 - t0), "cpu_user_s": user, "cpu_sys_s": system,
+        "cpu_us_per_sample": cpu / samples * 1e6 if samples else float("nan"),
+        "peak_rss_mb": memory.get("VmHWM"), "rss_mb": memory.get("VmRSS"),
+        "latency_ms": {"n": len(polled), "p50": percentile(polled, 50) * 1e3, "p99": percentile(polled, 99) * 1e3,
+                       "max": max(polled, default=float("nan")) * 1e3},
+        "latency_by_type_ms": {t: {"n": len(xs), "p50": percentile(xs, 50) * 1e3, "p99": percentile(xs, 99) * 1e3}
+                               for t, xs in sorted(per_type.items())},
+        "unmatched_messages": unmatched,
+        "requests_per_sample": requests / samples if samples else float("nan"),
+    }
+    if args.response_time > 0 and samples:
+        bound = 1.0 / (result["requests_per_sample"] * args.response_time) * len(addresses)
+        result["rate_bound_per_s"] = bound
+        result["rate_of_bound_percent"] = 100 * result["samples_per_s"] / bound
+    return result
+
+
+def report(r: dict[str, Any]) -> str:
+    mix = ", ".join(f"{t} x{n}" for t, n in r["types"].items())
+    lat = r["latency_ms"]
+    lines = [
+        f"machine: {r['machine']}",
+        f"{r['devices']} device(s) ({mix}), sample and publish period {r['period']:g} s, "
+        f"measured {r['seconds']:g} s",
+        f"samples/s                 {r['samples_per_s']:9.2f}   (published samples/s {r['published_per_s']:.2f})",
+        f"MQTT messages/s           {r['mqtt_messages_per_s']:9.1f}   (received by the subscriber)",
+        f"CPU per published sample  {r['cpu_us_per_published']:9.0f} us (daemon process user+sys; "
+        f"{r['cpu_percent']:.2f} % of one core; user {r['cpu_user_s']:.2f} s, sys {r['cpu_sys_s']:.2f} s; "
+        f"{r['cpu_us_per_sample']:.0f} us per sample)",
+        f"peak RSS (VmHWM)          {r['peak_rss_mb']:9.1f} MB (RSS at the end {r['rss_mb']:.1f} MB)",
+    ]
+    if lat["n"]:
+        lines.append(f"latency frame -> broker   p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+                     f"max {lat['max']:.2f} ms (n={lat['n']}, request/reply types)")
+    else:
+        lines.append("latency frame -> broker   n/a (no traced request/reply device)")
+    for t, v in r["latency_by_type_ms"].items():
+        note = " (streaming: age of the newest frame when read)" if t in STREAMING else ""
+        lines.append(f"  {t:<10} p50 {v['p50']:8.2f} ms, p99 {v['p99']:8.2f} ms (n={v['n']}){note}")
+    if r["unmatched_messages"]:
+        lines.append(f"  ({r['unmatched_messages']} cycles messages matched no frame)")
+    if "rate_bound_per_s" in r:
+        lines.append(f"rate vs link bound        {r['samples_per_s']:.2f} of {r['rate_bound_per_s']:.2f} samples/s "
+                     f"= {r['rate_of_bound_percent']:.1f} % ({r['requests_per_sample']:.2f} requests per sample, "
+                     f"{r['response_time'] * 1e3:g} ms each)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="batmon end to end: samples/s, MQTT messages/s, CPU per sample, "
+                                "peak RSS, frame-to-broker latency")
+    p.add_argument("--devices", type=int, default=10, help="simulated devices (default 10)")
+    p.add_argument("--seconds", type=float, default=60.0, help="measurement window (default 60)")
+    p.add_argument("--period", type=float, default=1.0, help="sample_period = publish_period (default 1 s)")
+    p.add_argument("--types", default=",".join(MIXED),
+                   help=f"device types, used in turn (default {','.join(MIXED)}; 'dummy' has no radio)")
+    p.add_argument("--response-time", type=float, default=0.0,
+                   help="every simulated device waits this long before each answer [s]")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds after every device's first sample")
+    p.add_argument("--no-trace", action="store_true", help="no frame trace (no latency figures)")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    result = run(args)
+    print(report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
