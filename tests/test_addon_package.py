@@ -386,6 +386,8 @@ def test_docs_md_covers_every_option(manifest: dict[str, Any]) -> None:
     for default_key in manifest["options"]:
         if default_key != "devices":
             assert f"{default_key}: " in docs, f"DOCS.md's first configuration lacks {default_key}"
+    named = set(re.findall(r"`((?:mqtt|influxdb)_[a-z_]+)`", docs))
+    assert named and named <= set(manifest["schema"]), named - set(manifest["schema"])
 
 
 def test_watchdog_and_expiry_texts_say_what_the_code_does() -> None:
