@@ -347,7 +347,9 @@ class App:
             self._tasks.append(loop.create_task(rt.sampler.run(self.stop_event), name=f"sample-{rt.status.alias}"))
         self._tasks.append(loop.create_task(self._availability_loop(), name="availability"))
         self._tasks.append(loop.create_task(self._state_loop(), name="state"))
-        if self.config.watchdog:
+        if not self.devices:
+            _LOG.warning("no devices configured: nothing to sample (add entries to the devices option)")
+        elif self.config.watchdog:
             self._tasks.append(loop.create_task(self._watchdog_loop(), name="watchdog"))
         _LOG.info("sampling %d device(s) every %g s", len(self.devices), self.config.sample_period)
         await self.stop_event.wait()

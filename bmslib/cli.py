@@ -199,6 +199,11 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
         setup_logging(True)
     directory = Path(state_dir) if state_dir else default_state_dir(config.source)
     try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"--state-dir: cannot create {str(directory)!r}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
         return asyncio.run(_run(config, directory, save_interval=max(0.1, save_interval)))
     except BluetoothUnavailableError as exc:
         print(f"Bluetooth is not available: {exc}", file=sys.stderr)

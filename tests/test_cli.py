@@ -142,3 +142,21 @@ def test_scan_without_bluetooth_stack_is_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=30, check=False)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("scan failed: ")
+
+
+def test_state_dir_is_created_and_an_impossible_one_is_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "options.yaml"
+    cfg.write_text("devices: []\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run("--config", str(cfg), "--state-dir", str(blocker / "state"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("--state-dir: cannot create") and proc.stderr.count("\n") == 1
+    target = tmp_path / "new" / "state"
+    daemon = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--config", str(cfg), "--state-dir",
+                               str(target)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    daemon.send_signal(signal.SIGTERM)
+    _, err = daemon.communicate(timeout=10)
+    assert daemon.returncode == 0 and target.is_dir()
+    assert "no devices configured" in err
