@@ -11,13 +11,16 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bmslib import __version__
 from bmslib.algorithm import validate_algorithm
 from bmslib.config import DEFAULT_SEARCH, AppConfig, load_config, parse_config, read_options_file
 from bmslib.errors import BluetoothUnavailableError, ConfigError
 from bmslib.registry import DeviceType, device_types, type_infos
+
+if TYPE_CHECKING:
+    from bmslib.sim.faults import FaultPlan
 
 EXIT_CONFIG = 2
 SHUTDOWN_GRACE = 5.0  # [s] SIGTERM to exit
@@ -145,7 +148,8 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
     try:
         results = await scan(backend, types, timeout=timeout, adapter=adapter)
     except Exception as exc:  # noqa: BLE001  (any BlueZ/D-Bus failure: one clear line, no traceback)
-        reason = unavailable_reason(exc) or f"{type(exc).__name__}: {exc}"
+        reason = (str(exc) if isinstance(exc, BluetoothUnavailableError) else unavailable_reason(exc)) \
+            or f"{type(exc).__name__}: {exc}"
         print(f"scan failed: {reason}. Check the adapter, that BlueZ runs and that D-Bus is reachable.",
               file=sys.stderr)
         return 1
@@ -203,18 +207,33 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
     except OSError as exc:
         print(f"--state-dir: cannot create {str(directory)!r}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from bmslib.sim.faults import from_environment  # noqa: PLC0415  (soak tests: faults on simulated devices)
+
     try:
-        return asyncio.run(_run(config, directory, save_interval=max(0.1, save_interval)))
+        faults = from_environment(os.environ)
+        problem = faults.problem(d.sim_id for d in config.devices if d.sim_id) if faults else None
+    except ValueError as exc:
+        problem = str(exc)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return asyncio.run(_run(config, directory, save_interval=max(0.1, save_interval), faults=faults))
     except BluetoothUnavailableError as exc:
         print(f"Bluetooth is not available: {exc}", file=sys.stderr)
         return 1
 
 
-async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.0) -> int:
+async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.0,
+               faults: FaultPlan | None = None) -> int:
     from bmslib.app import App  # noqa: PLC0415
 
     app = App(config, state_dir=state_dir, save_interval=save_interval)
     loop = asyncio.get_running_loop()
+    fault_task = None
+    if faults is not None and app.radio is not None:
+        sim_ids = [d.sim_id for d in config.devices if d.sim_id]
+        fault_task = loop.create_task(faults.run(app.radio, sim_ids, app.stop_event), name="sim-faults")
 
     def on_signal(signame: str) -> None:
         _LOG.info("%s received: shutting down", signame)
@@ -224,7 +243,12 @@ async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     _LOG.info("batmon %s starting with %s", __version__, config.source)
-    return await app.run()
+    try:
+        return await app.run()
+    finally:
+        if fault_task is not None:
+            fault_task.cancel()
+            await asyncio.gather(fault_task, return_exceptions=True)
 
 
 def _force_exit() -> None:

@@ -160,3 +160,12 @@ def test_state_dir_is_created_and_an_impossible_one_is_one_line(tmp_path: Path) 
     _, err = daemon.communicate(timeout=10)
     assert daemon.returncode == 0 and target.is_dir()
     assert "no devices configured" in err
+
+
+def test_adapter_given_by_mac_is_resolved_or_reported_with_the_adapters_seen(tmp_path: Path) -> None:
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-such-socket"}
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "scan", "--adapter", "aa:bb:cc:dd:ee:ff",
+                           "--timeout", "1"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=30,
+                          check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "no Bluetooth adapter with address AA:BB:CC:DD:EE:FF (adapters:" in proc.stderr

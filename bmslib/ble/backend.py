@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from bleak import BleakScanner
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
+
+from bmslib.errors import BluetoothUnavailableError
 
 # Fragments of errors that mean "there is no Bluetooth stack to talk to", with what to tell the user.
 _UNAVAILABLE_HINTS = (
@@ -31,6 +34,31 @@ def unavailable_reason(exc: BaseException) -> str | None:
     if "adapter" in text and ("not found" in text or "does not exist" in text):
         return f"the Bluetooth adapter was not found ({exc})"
     return None
+
+
+_MAC = re.compile(r"(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}")
+
+
+async def adapter_name(adapter: str) -> str:
+    """BlueZ's name (``hciN``) for ``adapter`` given as ``hciN`` or as the controller's MAC address.
+
+    Raises BluetoothUnavailableError naming the adapters that exist when a MAC matches none.
+    """
+    if not _MAC.fullmatch(adapter):
+        return adapter
+    from bluetooth_adapters import get_adapters  # noqa: PLC0415  (Linux only; needed for this form only)
+
+    adapters = get_adapters()
+    try:
+        await adapters.refresh()
+        found = {name: str(details.get("address", "")).upper() for name, details in adapters.adapters.items()}
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise BluetoothUnavailableError(f"cannot list Bluetooth adapters to find {adapter}: {exc}") from exc
+    for name, address in found.items():
+        if address == adapter.upper():
+            return name
+    seen = ", ".join(f"{n} ({a})" for n, a in sorted(found.items())) or "none"
+    raise BluetoothUnavailableError(f"no Bluetooth adapter with address {adapter.upper()} (adapters: {seen})")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bmslib.ble.backend import BleBackend
+from bmslib.ble.backend import BleBackend, adapter_name
 from bmslib.registry import DeviceType
 
 
@@ -46,6 +46,8 @@ async def scan(backend: BleBackend, types: Mapping[str, DeviceType], *, timeout:
                adapter: str | None = None) -> list[ScanResult]:
     """Scan for ``timeout`` seconds; strongest signal first."""
     seen: dict[str, ScanResult] = {}
+    if adapter and not backend.simulated:
+        adapter = await adapter_name(adapter)
     async with backend.scanner(adapter=adapter) as scanner:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):

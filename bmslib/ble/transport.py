@@ -23,7 +23,7 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 from bleak_retry_connector import BleakNotFoundError, establish_connection
 
-from bmslib.ble.backend import BleBackend, unavailable_reason
+from bmslib.ble.backend import BleBackend, adapter_name, unavailable_reason
 from bmslib.errors import (
     BluetoothUnavailableError,
     BmsConnectError,
@@ -75,6 +75,8 @@ class BleTransport:
 
     async def resolve(self) -> BLEDevice:
         """Find the device by scanning (MAC or advertised name). Raises DeviceNotFoundError."""
+        if self.adapter and not self.backend.simulated:
+            self.adapter = await adapter_name(self.adapter)  # a MAC becomes hciN, once
         want = self.address
         is_mac = len(want) == 17 and want.count(":") == 5
         seen: dict[str, tuple[str | None, int]] = {}
