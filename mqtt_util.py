@@ -8,7 +8,7 @@ Three parts, from the wire up:
   blocks the loop. Only the TCP connect and the TLS handshake run in an executor thread. It connects
   in the background, retries with exponential back-off while the broker is down and reconnects
   forever. Its last will marks the daemon offline.
-* Naming (:func:`topic_prefix`, :func:`node_id`, :class:`DeviceTopics`) and the discovery payload
+* Naming (:class:`DeviceTopics`, from :func:`bmslib.config.topic_prefix` and ``mqtt_node_id``) and the discovery payload
   builders (:func:`discovery_config`, :func:`device_block`): pure functions of the entity table in
   :mod:`bmslib.entities`, compatible with the add-on batmon replaces (see doc/MQTT.md).
 * :class:`MqttSink`, the sink the app feeds: it announces entities (retained), publishes states on
@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import re
 import secrets
 import ssl
 import threading
@@ -43,7 +42,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bmslib import __version__
-from bmslib.config import AppConfig, MqttConfig
+from bmslib.config import AppConfig, MqttConfig, mqtt_node_id, topic_prefix
 from bmslib.device import DeviceStatus
 from bmslib.entities import METER_NAMES, EntityDescription, Value, meter_entities, meter_entity, sample_entities
 from bmslib.model import DeviceInfo, OutputSign, Sample
@@ -69,27 +68,6 @@ SwitchRequest = Callable[[str, str, bool], bool]
 # --------------------------------------------------------------------------------------------------
 # Naming
 
-_PREFIX_UNSAFE = re.compile(r"[^\w./-]")
-_NODE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def topic_prefix(alias: str) -> str:
-    """The device's topic prefix: word characters, '.', '/' and '-' are kept, anything else becomes '_'.
-
-    This is the rule of the add-on batmon replaces, except that it does not turn '-' into '_' (a
-    regex range accident there since its 1.76): for every alias without '-' both give the same prefix.
-    """
-    return _PREFIX_UNSAFE.sub("_", alias)
-
-
-def node_id(prefix: str) -> str:
-    """The discovery node id: Home Assistant accepts only ``[a-zA-Z0-9_-]`` there; the rest becomes '_'.
-
-    Same as the replaced add-on (which replaced '/') for every prefix Home Assistant accepted from it.
-    """
-    return _NODE_UNSAFE.sub("_", prefix)
-
-
 def object_id(desc: EntityDescription) -> str:
     """The discovery object id: ``_<key_id>`` for sensors, the key's last level for the others."""
     return f"_{desc.key_id}" if desc.component == "sensor" else desc.key.rsplit("/", 1)[-1]
@@ -106,7 +84,7 @@ class DeviceTopics:
     @classmethod
     def for_alias(cls, alias: str, discovery_prefix: str) -> DeviceTopics:
         prefix = topic_prefix(alias)
-        return cls(prefix=prefix, node=node_id(prefix), discovery_prefix=discovery_prefix)
+        return cls(prefix=prefix, node=mqtt_node_id(prefix), discovery_prefix=discovery_prefix)
 
     def state(self, desc: EntityDescription) -> str:
         return f"{self.prefix}/{desc.key}"
@@ -592,22 +570,12 @@ class MqttSink(Sink):
         self.devices: dict[str, _Device] = {
             a: _Device(a, DeviceTopics.for_alias(a, self.mqtt.discovery_prefix)) for a in self.aliases}
         self._commands: dict[str, tuple[str, str]] = {}  # command topic -> (alias, switch)
-        self._check_collisions()
         client_id = f"batmon-{instance_id(self.aliases)}-{secrets.token_hex(2)}"
         self.conn = MqttConnection(self.mqtt, client_id=client_id, will_topic=self.status_topic,
                                    on_connected=self._on_connected, on_message=self._on_message,
                                    backoff=backoff, keepalive=keepalive)
         self._tasks: list[asyncio.Task[None]] = []
         self._birth_task: asyncio.Task[None] | None = None
-
-    def _check_collisions(self) -> None:
-        seen: dict[str, str] = {}
-        for dev in self.devices.values():
-            for key in (dev.topics.prefix.casefold(), dev.topics.node.casefold()):
-                other = seen.setdefault(key, dev.alias)
-                if other != dev.alias:
-                    _LOG.error("devices %r and %r map to the same MQTT topics (%s); give one another alias",
-                               other, dev.alias, key)
 
     # --- life cycle ---
     async def start(self) -> None:

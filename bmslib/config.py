@@ -283,6 +283,27 @@ class AppConfig:
         return self.keep_alive if device.keep_alive is None else device.keep_alive
 
 
+_PREFIX_UNSAFE = re.compile(r"[^\w./-]")
+_NODE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def topic_prefix(alias: str) -> str:
+    """The device's MQTT topic prefix: word characters, '.', '/' and '-' are kept, anything else becomes '_'.
+
+    This is the rule of the add-on batmon replaces, except that it does not turn '-' into '_' (a
+    regex range accident there since its 1.76): for every alias without '-' both give the same prefix.
+    """
+    return _PREFIX_UNSAFE.sub("_", alias)
+
+
+def mqtt_node_id(prefix: str) -> str:
+    """The discovery node id: Home Assistant accepts only ``[a-zA-Z0-9_-]`` there; the rest becomes '_'.
+
+    Same as the replaced add-on (which replaced '/') for every prefix Home Assistant accepted from it.
+    """
+    return _NODE_UNSAFE.sub("_", prefix)
+
+
 def accept_any_algorithm(text: str) -> str | None:
     """The default ``validate_algorithm`` hook: accepts every algorithm string."""
     return None
@@ -931,12 +952,21 @@ class _DeviceParser:
 
     def _check_unique(self, drafts: list[_Draft]) -> None:
         aliases: dict[str, int] = {}
+        topics: dict[str, int] = {}
         addresses: dict[str, int] = {}
         for d in drafts:
             if d.alias is not None:
                 first = aliases.setdefault(d.alias.casefold(), d.index)
                 if first != d.index:
                     d.section.problem("alias", f"{_show(d.alias)} is already used by devices[{first}]")
+                    continue
+                prefix = topic_prefix(d.alias)
+                for key in {prefix.casefold(), mqtt_node_id(prefix).casefold()}:
+                    first = topics.setdefault(key, d.index)
+                    if first != d.index:
+                        d.section.problem("alias", f"{_show(d.alias)} gives the same MQTT topics ({key}) as the "
+                                                   f"alias of devices[{first}]; choose another alias")
+                        break
             if d.address and not d.is_group and d.type not in (None, "dummy"):
                 first = addresses.setdefault(d.address.casefold(), d.index)
                 if first != d.index:

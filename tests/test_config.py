@@ -203,6 +203,12 @@ BAD_CONFIGS = {
                         ["devices[2].alias: 'bat1' is already used by devices[0]"]),
     "duplicate alias other case": (devices(dev(MAC1, alias="Bat1"), dev(MAC2, alias="bat1")),
                                    ["devices[1].alias: 'bat1' is already used by devices[0]"]),
+    "aliases with the same topics": (devices(dev(MAC1, alias="bat 1"), dev(MAC2, alias="bat_1")),
+                                     ["devices[1].alias: 'bat_1' gives the same MQTT topics (bat_1) as the alias "
+                                      "of devices[0]; choose another alias"]),
+    "aliases with the same discovery node": (devices(dev(MAC1, alias="bat.1"), dev(MAC2, alias="bat/1")),
+                                             ["devices[1].alias: 'bat/1' gives the same MQTT topics (bat_1) as the "
+                                              "alias of devices[0]; choose another alias"]),
     "duplicate default alias": (devices(dev(MAC1), dev("aa-bb-cc-dd-ee-01", "daly", alias="x")),
                                 ["devices[1].address: 'AA:BB:CC:DD:EE:01' is already used by devices[0]"]),
     "alias with #": (devices(dev(alias="bat#1")), ["devices[0].alias: 'bat#1' must not contain '#' or '+'"]),

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bmslib.config import mqtt_node_id as node_id
+from bmslib.config import topic_prefix
 from bmslib.device import DeviceStatus
 from bmslib.entities import (
     METER_NAMES,
@@ -26,9 +28,7 @@ from mqtt_util import (
     discovery_config,
     expire_after,
     format_payload,
-    node_id,
     object_id,
-    topic_prefix,
 )
 from tests.helpers import fuzz_settings
 
