@@ -44,7 +44,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bmslib import __version__
 from bmslib.config import AppConfig, MqttConfig, mqtt_node_id, topic_prefix
 from bmslib.device import DeviceStatus
-from bmslib.entities import METER_NAMES, EntityDescription, Value, meter_entities, meter_entity, sample_entities
+from bmslib.entities import (
+    METER_NAMES,
+    EntityDescription,
+    Value,
+    meter_entities,
+    meter_entity,
+    new_sample_entities,
+)
 from bmslib.model import DeviceInfo, OutputSign, Sample
 from bmslib.sinks.base import Sink
 
@@ -536,6 +543,20 @@ class _Device:
     resend: asyncio.TimerHandle | None = None
     commands: deque[float] = field(default_factory=deque)
     dropping: bool = False
+    #: (state topic, entity) to publish, one per topic, and the switch mirrors on_sample sends; made from
+    #: ``entities`` when needed (None: entities changed)
+    plan: tuple[list[tuple[str, EntityDescription]], list[tuple[str, EntityDescription]]] | None = None
+
+    def publish_plan(self) -> tuple[list[tuple[str, EntityDescription]], list[tuple[str, EntityDescription]]]:
+        if self.plan is None:
+            states: dict[str, EntityDescription] = {}
+            for desc in self.entities.values():
+                if desc.meter is None:
+                    states.setdefault(self.topics.state(desc), desc)
+            mirrors = [(self.topics.state(d), d) for d in self.entities.values()
+                       if d.switch is not None and d.component != "switch"]
+            self.plan = list(states.items()), mirrors
+        return self.plan
 
 
 class MqttSink(Sink):
@@ -599,30 +620,24 @@ class MqttSink(Sink):
         if not dev.entities:
             return
         echo = self.clock() < dev.echo_switches_until
-        for desc in dev.entities.values():
-            if desc.switch is not None and desc.component != "switch":  # one send per state topic
-                value = desc.state(sample, device, self.sign)
-                if value is not None:
-                    self._send_state(dev, dev.topics.state(desc), format_payload(value), force=echo)
+        for topic, desc in dev.publish_plan()[1]:  # one send per state topic
+            value = desc.state(sample, device, self.sign)
+            if value is not None:
+                self._send_state(dev, topic, format_payload(value), force=echo)
 
     def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
         dev = self._device(device)
         dev.publishes += 1
-        new = [d for d in sample_entities(sample, device, self.sign)
-               if (d.component, d.key) not in dev.entities]
+        new = new_sample_entities(sample, device, self.sign, dev.entities)
         for d in new:
             dev.entities[(d.component, d.key)] = d
+            dev.plan = None
         if (new or dev.info != device.device_info) and self._announce(dev):
             for st in dev.states.values():  # configs changed: Home Assistant needs every state again
                 st.at = -math.inf
         if not dev.pruned and dev.publishes >= self.prune_after:
             self._prune(dev)
-        seen: set[str] = set()
-        for desc in dev.entities.values():
-            topic = dev.topics.state(desc)
-            if desc.meter is not None or topic in seen:
-                continue
-            seen.add(topic)
+        for topic, desc in dev.publish_plan()[0]:
             value = desc.state(sample, device, self.sign)
             if value is None:
                 dev.states.pop(topic, None)  # not reported now: let it expire rather than repeat it
@@ -647,6 +662,7 @@ class MqttSink(Sink):
             dev.meters[name] = value
             if ("sensor", desc.key) not in dev.entities:
                 dev.entities[("sensor", desc.key)] = desc
+                dev.plan = None
                 fresh = True
         if fresh:
             self._announce(dev)

@@ -16,7 +16,7 @@ sample (one entity per cell and per temperature probe, SoH only when reported, .
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,6 +73,12 @@ class EntityDescription:
         return self.rounded(self.value(sample, status, sign))
 
     def rounded(self, value: Value | None) -> Value | None:
+        if type(value) is float:  # the common case first (same result as below)
+            if not math.isfinite(value):
+                return None
+            if self.decimals is None:
+                return value
+            return round(value) if self.decimals == 0 else round(value, self.decimals) + 0.0
         if value is None or isinstance(value, bool | str):
             return value
         if isinstance(value, float) and not math.isfinite(value):
@@ -257,6 +263,29 @@ def sample_entities(sample: Sample, status: DeviceStatus, sign: OutputSign) -> t
     out += switch_entities(sample.switches or {}, status.switches)
     out += [d for d in DIAGNOSTICS if d.state(sample, status, sign) is not None]
     return tuple(out)
+
+
+def new_sample_entities(sample: Sample, status: DeviceStatus, sign: OutputSign,
+                        known: Container[tuple[str, str]]) -> list[EntityDescription]:
+    """``[d for d in sample_entities(sample, status, sign) if (d.component, d.key) not in known]``, in that
+    order, without evaluating the known entities or building descriptions that are known already
+    (a device's entities rarely change, and this runs at every publish)."""
+    out = [d for d in SAMPLE_ENTITIES
+           if (d.component, d.key) not in known and d.state(sample, status, sign) is not None]
+    n = len(sample.cell_voltages or ())
+    if any(("sensor", f"cell_voltages/{i + 1}") not in known for i in range(n)) \
+            or (n > 1 and any((d.component, d.key) not in known for d in CELL_STATS)):
+        out += [d for d in cell_entities(n) if (d.component, d.key) not in known]
+    n = len(sample.temperatures or ())
+    if any(("sensor", f"temperatures/{i + 1}") not in known for i in range(n)):
+        out += [d for d in temperature_entities(n) if (d.component, d.key) not in known]
+    reported = sample.switches or {}
+    if any(("binary_sensor", f"switch/{name}") not in known
+           or (name in status.switches and ("switch", f"switch/{name}") not in known) for name in reported):
+        out += [d for d in switch_entities(reported, status.switches) if (d.component, d.key) not in known]
+    out += [d for d in DIAGNOSTICS
+            if (d.component, d.key) not in known and d.state(sample, status, sign) is not None]
+    return out
 
 
 def meter_entities(names: Iterable[str]) -> tuple[EntityDescription, ...]:
