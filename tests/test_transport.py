@@ -119,6 +119,27 @@ async def test_write_on_dropped_link_raises_disconnected(radio: SimRadio) -> Non
         await t.write(jbd.WRITE_UUID, jbd.request(jbd.REG_BASIC))
 
 
+async def test_a_device_that_dropped_the_link_and_vanished_is_reported_missing_after_one_scan(
+        radio: SimRadio) -> None:
+    # bleak-retry-connector retries a device it cannot find nine times, 4 s apart: with the address of the
+    # dropped link still cached, one reconnect would hold the app's connect lock (which every other device's
+    # reconnect waits for) for about 36 s. After the device dropped the link, it is looked for again.
+    em = add_jbd(radio)
+    t = await open_jbd(radio, em)
+    em.faults.hidden = True
+    em.drop_link()
+    await asyncio.sleep(0.01)
+    assert not t.is_connected
+    start = time.monotonic()
+    with pytest.raises(DeviceNotFoundError):
+        await t.connect()
+    assert time.monotonic() - start < t.scan_timeout + 1.0
+    em.faults.hidden = False
+    await t.connect()
+    assert t.is_connected and em.connections == 2
+    await t.disconnect()
+
+
 async def test_not_found_lists_what_was_seen(radio: SimRadio) -> None:
     add_jbd(radio, "seen")
     hidden = add_jbd(radio, "gone", hidden=True)

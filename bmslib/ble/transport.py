@@ -143,6 +143,9 @@ class BleTransport:
         if client is not self._client:
             return
         self._client = None
+        # look for the device again before reconnecting: had it gone (out of range, powered off), connecting to
+        # the cached address would keep bleak-retry-connector retrying for up to the whole connect timeout
+        self.device = None
         self.log.info("link dropped by the device or the adapter")
         self._fail_pending(BmsDisconnectedError(f"{self.address}: link dropped"))
         for asm in self._assemblers.values():
