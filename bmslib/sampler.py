@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bleak.exc import BleakError
@@ -84,26 +84,29 @@ class DeviceSampler:
 
     # --- loop ---
     async def run(self, stop: asyncio.Event) -> None:
-        next_at = self.clock()
-        while not stop.is_set():
-            try:
-                await self.cycle()
-            except Exception:  # a bug must not end sampling of this device
-                self.log.exception("unexpected error while sampling")
-            next_at = max(next_at + self.policy.period, self.clock())
-            self.wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, next_at - self.clock())):
-                    await self._wait_stop_or_wakeup(stop)
+        # one task for the whole run turns ``stop`` into a wakeup, so that each wait is on one event
+        stopper = asyncio.get_running_loop().create_task(self._wake_on(stop), name=f"stop-{self.status.alias}")
+        try:
+            next_at = self.clock()
+            while not stop.is_set():
+                try:
+                    await self.cycle()
+                except Exception:  # a bug must not end sampling of this device
+                    self.log.exception("unexpected error while sampling")
+                next_at = max(next_at + self.policy.period, self.clock())
+                self.wakeup.clear()
+                if stop.is_set():
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_at - self.clock())):
+                        await self.wakeup.wait()
+        finally:
+            stopper.cancel()
         await self.close()
 
-    async def _wait_stop_or_wakeup(self, stop: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.wakeup.set()
 
     async def close(self) -> None:
         if self._connect_task is not None:
@@ -210,13 +213,8 @@ class DeviceSampler:
         await self.on_sample(self.status, sample)
         return sample
 
-    @contextlib.asynccontextmanager
-    async def _read_slot(self) -> AsyncIterator[None]:
-        if self.read_lock is None:
-            yield
-        else:
-            async with self.read_lock:
-                yield
+    def _read_slot(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self.read_lock if self.read_lock is not None else contextlib.nullcontext()
 
     async def _run_commands(self) -> None:
         while self.commands:
