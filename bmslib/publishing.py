@@ -32,6 +32,7 @@ class Averager:
     def _reset(self) -> None:
         self._sums = dict.fromkeys(self._FIELDS, 0.0)
         self._counts = dict.fromkeys(self._FIELDS, 0)
+        self._samples = 0
         self._last: Sample | None = None
 
     def add(self, sample: Sample) -> None:
@@ -40,6 +41,7 @@ class Averager:
             if v is not None and math.isfinite(v):
                 self._sums[f] += v
                 self._counts[f] += 1
+        self._samples += 1
         self._last = sample
 
     def pop(self) -> Sample | None:
@@ -47,6 +49,9 @@ class Averager:
         last = self._last
         if last is None:
             return None
+        if self._samples == 1:  # the window is this one sample: its values are the means
+            self._reset()
+            return last
         means = {f: self._sums[f] / self._counts[f] if self._counts[f] else getattr(last, f) for f in self._FIELDS}
         self._reset()
         return dataclasses.replace(last, voltage=means["voltage"], current=means["current"], power=means["power"])

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bmslib.model import Sample
-from bmslib.publishing import PublishSchedule
+from bmslib.publishing import Averager, PublishSchedule
 
 
 def sample(power: float = 100.0) -> Sample:
@@ -68,3 +68,25 @@ def test_power_jump_publishes_at_once() -> None:
     schedule.published(s, 0.0, s.power)
     assert not schedule.due(sample(105.0), 1.0)
     assert schedule.due(sample(500.0), 2.0)
+
+
+# --- Averager ---------------------------------------------------------------------------------------
+
+def test_a_window_of_one_sample_publishes_that_sample() -> None:
+    avg = Averager()
+    s = Sample.build({"voltage": 52.1, "current": -3.25, "soc": 40.0}, timestamp=1.0, mono=1.0)
+    avg.add(s)
+    assert avg.pop() == s
+    assert avg.pop() is None  # the window was reset
+
+
+def test_a_value_missing_from_the_last_sample_is_the_mean_of_the_others() -> None:
+    avg = Averager()
+    avg.add(Sample.build({"voltage": 50.0, "current": 2.0}, timestamp=1.0, mono=1.0))
+    avg.add(Sample.build({"voltage": 52.0, "current": 4.0}, timestamp=2.0, mono=2.0))
+    avg.add(Sample.build({"current": 6.0, "soc": 41.0}, timestamp=3.0, mono=3.0))
+    out = avg.pop()
+    assert out is not None
+    assert out.voltage == pytest.approx(51.0)
+    assert out.current == pytest.approx(4.0)
+    assert out.soc == 41.0  # the latest value
