@@ -54,6 +54,9 @@ class Faults:
     chunk_interval: float = 0.0  # [s] between chunks of one frame
     drop_chunk: float = 0.0  # probability a chunk is lost
     corrupt_chunk: float = 0.0  # probability a chunk has one byte flipped
+    #: set: instead of the above, ``corrupt_chunk`` is the probability that a frame has one byte replaced with
+    #: this value (one byte at most per frame, always a change: every sum and CRC check catches it)
+    corrupt_to: int | None = None
     junk: float = 0.0  # probability of junk bytes before a frame
     disconnect_after: int | None = None  # drop the link after this many host writes (once)
     disconnect_mid_frame: bool = False  # when dropping, do it halfway through a reply
@@ -193,6 +196,9 @@ class Emulator(ABC):
             if not raw and f.junk and self.rng.random() < f.junk:
                 self._deliver(uuid, bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 8))))
             chunks = [frame[i:i + self.mtu] for i in range(0, len(frame), self.mtu)] or [b""]
+            hit, to = -1, f.corrupt_to  # the chunk of this frame that gets the byte ``to``
+            if not raw and to is not None and f.corrupt_chunk and self.rng.random() < f.corrupt_chunk:
+                hit = self.rng.randrange(len(chunks))
             for n, piece in enumerate(chunks):
                 chunk = piece
                 if self._drop_mid_frame and n >= len(chunks) // 2:
@@ -201,7 +207,11 @@ class Emulator(ABC):
                     return
                 if not raw and f.drop_chunk and self.rng.random() < f.drop_chunk:
                     continue
-                if not raw and f.corrupt_chunk and chunk and self.rng.random() < f.corrupt_chunk:
+                if n == hit and chunk and to is not None:
+                    pos = self.rng.randrange(len(chunk))
+                    byte = to if chunk[pos] != to else chunk[pos] ^ 0x80
+                    chunk = chunk[:pos] + bytes((byte,)) + chunk[pos + 1:]
+                elif not raw and to is None and f.corrupt_chunk and chunk and self.rng.random() < f.corrupt_chunk:
                     pos = self.rng.randrange(len(chunk))
                     chunk = chunk[:pos] + bytes((chunk[pos] ^ (1 << self.rng.randrange(8)),)) + chunk[pos + 1:]
                 self._deliver(uuid, chunk)
