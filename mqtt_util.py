@@ -815,7 +815,7 @@ class MqttSink(Sink):
             _LOG.warning("%s: ignoring a retained switch command on %s (commands must not be retained)", alias,
                          topic)
             return
-        word = text.upper()
+        word = payload.strip().upper().decode("ascii", errors="replace")  # bytes: ASCII white space and case only
         if word not in ("ON", "OFF"):
             _LOG.warning("%s: ignoring switch command %r on %s: the payload must be ON or OFF", alias,
                          text[:40], topic)
