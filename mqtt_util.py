@@ -543,6 +543,8 @@ class _Device:
     resend: asyncio.TimerHandle | None = None
     commands: deque[float] = field(default_factory=deque)
     dropping: bool = False
+    rejected: deque[float] = field(default_factory=deque)  # when refused commands were logged
+    rejecting: bool = False  # refused commands are not logged for now
     #: (state topic, entity) to publish, one per topic, and the switch mirrors on_sample sends; made from
     #: ``entities`` when needed (None: entities changed)
     plan: tuple[list[tuple[str, EntityDescription]], list[tuple[str, EntityDescription]]] | None = None
@@ -810,22 +812,38 @@ class MqttSink(Sink):
         if target is None:
             return
         alias, switch = target
+        dev = self.devices[alias]
         text = payload.decode("utf-8", errors="replace").strip()
         if retained:
-            _LOG.warning("%s: ignoring a retained switch command on %s (commands must not be retained)", alias,
-                         topic)
+            self._refused(dev, "%s: ignoring a retained switch command on %s (commands must not be retained)", alias,
+                          topic)
             return
         word = payload.strip().upper().decode("ascii", errors="replace")  # bytes: ASCII white space and case only
         if word not in ("ON", "OFF"):
-            _LOG.warning("%s: ignoring switch command %r on %s: the payload must be ON or OFF", alias,
-                         text[:40], topic)
+            self._refused(dev, "%s: ignoring switch command %r on %s: the payload must be ON or OFF", alias,
+                          text[:40], topic)
             return
-        dev = self.devices[alias]
         if not self._rate_ok(dev):
             return
         _LOG.info("%s: switch %s %s requested over MQTT", alias, switch, word.lower())
         if self.request_switch(alias, switch, word == "ON"):
             dev.echo_switches_until = self.clock() + SWITCH_ECHO
+
+    def _refused(self, dev: _Device, message: str, *args: object) -> None:
+        """Log a refused command; not more than ``commands_per_window`` per window and device (a flood of bad
+        commands must not flood the log)."""
+        now = self.clock()
+        while dev.rejected and now - dev.rejected[0] >= self.command_window:
+            dev.rejected.popleft()
+        if len(dev.rejected) >= self.commands_per_window:
+            if not dev.rejecting:
+                dev.rejecting = True
+                _LOG.warning("%s: more than %d refused switch commands within %.0f s; not logging them for now",
+                             dev.alias, self.commands_per_window, self.command_window)
+            return
+        dev.rejecting = False
+        dev.rejected.append(now)
+        _LOG.warning(message, *args)
 
     def _rate_ok(self, dev: _Device) -> bool:
         now = self.clock()
