@@ -23,8 +23,6 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
 from bmslib.protocol.fields import bits_to_names, names_to_bits
@@ -149,6 +147,9 @@ def parse_key(text: str) -> bytes:
 def _aes_ctr(key: bytes, nonce: int, data: bytes) -> bytes:
     if len(key) != KEY_LEN:
         raise ValueError("advertisement key must be 16 bytes")
+    # imported here: cryptography adds about 6 MB to the daemon's memory, and only Instant Readout needs it
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
+
     ctx = Cipher(algorithms.AES(key), modes.CTR(nonce.to_bytes(16, "little"))).encryptor()
     return ctx.update(data) + ctx.finalize()
 
