@@ -155,6 +155,11 @@ def device_block(status: DeviceStatus, topics: DeviceTopics) -> dict[str, Any]:
 ORIGIN = {"name": "batmon", "sw_version": __version__}
 
 
+def config_digest(payload: str) -> bytes:
+    """What is kept of a discovery payload sent, to tell whether it changed."""
+    return hashlib.blake2b(payload.encode(), digest_size=16).digest()
+
+
 def expire_after(expire_values_after: float) -> int | None:
     return max(1, math.ceil(expire_values_after)) if expire_values_after > 0 else None
 
@@ -532,7 +537,7 @@ class _Device:
     topics: DeviceTopics
     status: DeviceStatus | None = None
     entities: dict[tuple[str, str], EntityDescription] = field(default_factory=dict)
-    configs: dict[str, str] = field(default_factory=dict)  # discovery topic -> payload sent this session
+    configs: dict[str, bytes] = field(default_factory=dict)  # discovery topic -> digest of the payload sent
     states: dict[str, _SentState] = field(default_factory=dict)
     meters: dict[str, float] = field(default_factory=dict)
     available: bool = False
@@ -713,9 +718,10 @@ class MqttSink(Sink):
             return False
         sent = False
         for topic, payload in self._configs(dev).items():
-            changed = force or dev.configs.get(topic) != payload
+            digest = config_digest(payload)  # not the payload: about 600 bytes per entity and device
+            changed = force or dev.configs.get(topic) != digest
             if changed and self.conn.publish(topic, payload, retain=True, qos=1):
-                dev.configs[topic] = payload
+                dev.configs[topic] = digest
                 sent = True
         self._remember(dev, set(dev.configs))
         if sent:
