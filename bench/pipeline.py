@@ -30,6 +30,8 @@ import argparse
 import collections
 import contextlib
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,7 +81,8 @@ def device_list(n: int, types: list[str]) -> list[dict[str, Any]]:
 class Daemon:
     """The daemon process (bench/_daemon.py) and its counters."""
 
-    def __init__(self, directory: Path, options: dict[str, Any], *, trace: bool, response_time: float) -> None:
+    def __init__(self, directory: Path, options: dict[str, Any], *, trace: bool, response_time: float,
+                 compiled: bool) -> None:
         self.dir = directory
         self.options_file = directory / "options.json"
         self.options_file.write_text(json.dumps(options))
@@ -91,8 +94,19 @@ class Daemon:
                "--response-time", str(response_time)]
         if self.trace_file is not None:
             cmd += ["--trace", str(self.trace_file)]
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        cwd = ROOT
+        if compiled:  # as from an image with precompiled bytecode: a compiled copy of the code (the tree is left alone)
+            cwd = directory / "app"
+            for name in ("main.py", "mqtt_util.py"):
+                cwd.mkdir(exist_ok=True)
+                shutil.copy2(ROOT / name, cwd / name)
+            for name in ("bmslib", "bench"):
+                shutil.copytree(ROOT / name, cwd / name, ignore=shutil.ignore_patterns("__pycache__"))
+            subprocess.run([sys.executable, "-m", "compileall", "-q", "."], cwd=cwd, check=True,
+                           stdout=subprocess.DEVNULL)
         with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
 
     @property
     def pid(self) -> int:
@@ -167,7 +181,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             options = {"devices": devices, "sample_period": args.period, "publish_period": args.period,
                        "keep_alive": True, **broker.options()}
-            daemon = Daemon(directory, options, trace=not args.no_trace, response_time=args.response_time)
+            daemon = Daemon(directory, options, trace=not args.no_trace, response_time=args.response_time,
+                            compiled=args.bytecode == "compiled")
             wait_ready(daemon, aliases, timeout=30 + args.devices)
             time.sleep(args.warmup)
             t0, cpu0, s0 = time.monotonic(), cpu_times(daemon.pid), daemon.stats()
@@ -195,7 +210,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         alias, _, key = m.topic.partition("/")
         if key == CYCLES_TOPIC and alias in addresses:
             cycles_msgs.append((alias, m.payload, m.at))
-    latencies, unmatched = match_latencies(cycles_msgs, addresses, index_frames(deliveries))
+    frames = index_frames(deliveries)
+    latencies, unmatched = match_latencies(cycles_msgs, addresses, frames)
+    timed = [(lat, at - t0, alias) for alias, payload, at in cycles_msgs if type_of[alias] not in STREAMING
+             and (lat := match_latencies([(alias, payload, at)], addresses, frames)[0].get(alias)) is not None]
+    slowest = [(round(lat[0] * 1e3, 2), round(t, 2), alias) for lat, t, alias in sorted(timed, reverse=True)[:8]]
     polled = [x for a, xs in latencies.items() if type_of[a] not in STREAMING for x in xs]
     per_type: dict[str, list[float]] = collections.defaultdict(list)
     for a, xs in latencies.items():
@@ -204,6 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "devices": args.devices, "types": dict(collections.Counter(type_of.values())),
         "period": args.period, "seconds": round(t1 - t0, 2), "response_time": args.response_time,
+        "bytecode": args.bytecode,
         "samples_per_s": samples / window, "published_per_s": publishes / window,
         "mqtt_messages_per_s": len(messages) / (t1 - t0),
         "cpu_us_per_published": cpu / publishes * 1e6 if publishes else float("nan"),
@@ -215,6 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_by_type_ms": {t: {"n": len(xs), "p50": percentile(xs, 50) * 1e3, "p99": percentile(xs, 99) * 1e3}
                                for t, xs in sorted(per_type.items())},
         "unmatched_messages": unmatched,
+        "slowest_ms_at_s": slowest,
         "requests_per_sample": requests / samples if samples else float("nan"),
     }
     if args.response_time > 0 and samples:
@@ -230,7 +251,7 @@ def report(r: dict[str, Any]) -> str:
     lines = [
         f"machine: {r['machine']}",
         f"{r['devices']} device(s) ({mix}), sample and publish period {r['period']:g} s, "
-        f"measured {r['seconds']:g} s",
+        f"measured {r['seconds']:g} s, bytecode: {r['bytecode']}",
         f"samples/s                 {r['samples_per_s']:9.2f}   (published samples/s {r['published_per_s']:.2f})",
         f"MQTT messages/s           {r['mqtt_messages_per_s']:9.1f}   (received by the subscriber)",
         f"CPU per published sample  {r['cpu_us_per_published']:9.0f} us (daemon process user+sys; "
@@ -267,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="every simulated device waits this long before each answer [s]")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds after every device's first sample")
     p.add_argument("--no-trace", action="store_true", help="no frame trace (no latency figures)")
+    p.add_argument("--bytecode", choices=("source", "compiled"), default="source",
+                   help="source: the daemon compiles its modules at start (PYTHONDONTWRITEBYTECODE, as the add-on "
+                   "image does); compiled: from precompiled bytecode (default source)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
     result = run(args)
