@@ -1,0 +1,1 @@
+"""Soak test under faults (scripts/soak) and the checks of its premises."""
