@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bmslib.app import App
-from bmslib.cli import load_app_config, setup_logging
+from bmslib.cli import freeze_startup_objects, load_app_config, setup_logging
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
 from bmslib.sim.radio import SimRadio
@@ -75,6 +75,7 @@ async def run(args: argparse.Namespace) -> int:
         em.faults.latency = args.response_time
     counter = CountingSink()
     app.sinks.append(counter)
+    freeze_startup_objects()  # as main.py does
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, app.request_stop)
     loop.add_signal_handler(signal.SIGINT, app.request_stop)
