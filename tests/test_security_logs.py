@@ -141,8 +141,8 @@ def search(text: str, needles: dict[str, set[str]]) -> list[str]:
     hits = []
     for what, variants in needles.items():
         for v in variants:
-            # a PIN of digits inside a longer number is not the PIN
-            pattern = rf"(?<!\d){re.escape(v)}(?!\d)" if v.isdigit() else re.escape(v)
+            # digits inside a longer number or a hex dump are not the PIN (its hex forms are needles of their own)
+            pattern = rf"(?<![0-9A-Fa-f]){re.escape(v)}(?![0-9A-Fa-f])" if v.isdigit() else re.escape(v)
             if re.search(pattern, text):
                 line = next(ln for ln in text.splitlines() if re.search(pattern, ln))
                 hits.append(f"{what} ({v!r}) in: {line[:200]}")
@@ -221,4 +221,5 @@ def test_the_search_finds_what_it_looks_for() -> None:
     ]
     for line in samples:
         assert search(line, needles), line
-    assert not search(f"t=1{s.victron_pin}2 and nothing else", {"Victron PIN": {s.victron_pin}})
+    assert not search(f"t=1{s.victron_pin}2, RX a{s.victron_pin}f", {"Victron PIN": {s.victron_pin}})
+    assert search(f"pin 0x{s.victron_pin}", {"Victron PIN": {s.victron_pin}})
