@@ -40,6 +40,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "diag/rssi": (-127.0, 20.0),  # [dBm]
     "diag/uptime": (0.0, 1e7),  # [s]
     "meter/sample_count": (0.0, 1e9),
+    "diag/meter_gaps": (0.0, 1e9),
 }
 #: key patterns -> range
 PATTERNS: tuple[tuple[re.Pattern[str], tuple[float, float]], ...] = (
@@ -49,7 +50,7 @@ PATTERNS: tuple[tuple[re.Pattern[str], tuple[float, float]], ...] = (
     (re.compile(r"meter/total_(energy_charge|energy_discharge|energy|charge|cycles|abs_diff_charge)"), (-1e9, 1e9)),
 )
 #: keys whose payload is text; anything else must be a finite number within its range
-TEXT = re.compile(r"availability|alarms|diag/last_error")
+TEXT = re.compile(r"availability|alarms|diag/last_error|diag/algorithm")
 ON_OFF = re.compile(r"problem|switch/\w+")
 #: meters that must never decrease
 INCREASING = ("meter/total_energy_charge", "meter/total_energy_discharge", "meter/total_cycles")
