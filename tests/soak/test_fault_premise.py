@@ -174,3 +174,16 @@ def test_the_daemon_refuses_a_plan_that_does_not_fit(tmp_path: Path, value: str,
                             timeout=60, check=False)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(("key", "payload", "ok"), [
+    ("soc/total_voltage", "52.1", True), ("soc/total_voltage", "652.8", False), ("soc/total_voltage", "-0.5", False),
+    ("soc/soc_percent", "100", True), ("soc/soc_percent", "255", False), ("cell_voltages/3", "3.301", True),
+    ("cell_voltages/3", "65.28", False), ("cell_voltages/delta", "0.012", True), ("temperatures/2", "6280.4", False),
+    ("temperatures/1", "-12.5", True), ("mosfet_status/temperature", "151", False), ("soc/current", "nan", False),
+    ("soc/power", "inf", False), ("soc/current", "-12.3", True), ("switch/charge", "ON", True),
+    ("switch/charge", "on", False), ("availability", "online", True), ("alarms", "cell overvoltage", True),
+    ("meter/total_energy_charge", "1.234", True), ("soc/brand_new_value", "1", False), ("soc/capacity", "x", False),
+])
+def test_plausibility_rules(key: str, payload: str, ok: bool) -> None:
+    assert (problem(key, payload) is None) is ok
