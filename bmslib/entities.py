@@ -201,6 +201,10 @@ DIAGNOSTICS: tuple[EntityDescription, ...] = (
             device_class="duration", precision=0, icon="timer-outline", entity_category="diagnostic", decimals=0),
     _sensor("meter/sample_count", "Num_samples", "num_samples", lambda s, st, sign: st.samples,
             state_class="total_increasing", icon="counter", entity_category="diagnostic"),
+    _sensor("diag/meter_gaps", "Meter gaps", "meter_gaps", lambda s, st, sign: st.meter_gaps,
+            state_class="total_increasing", icon="timer-off-outline", entity_category="diagnostic"),
+    _sensor("diag/algorithm", "Algorithm", "algorithm", lambda s, st, sign: st.algorithm_status,
+            icon="robot-outline", entity_category="diagnostic"),
 )
 
 _METERS: Mapping[str, EntityDescription] = {d.meter: d for d in (

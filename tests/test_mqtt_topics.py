@@ -143,6 +143,16 @@ def test_sample_entities_follow_what_is_reported() -> None:
     assert "cell_voltages/1" in one_cell and "cell_voltages/min" not in one_cell
 
 
+def test_algorithm_status_and_meter_gaps_are_diagnostics() -> None:
+    plain = {d.key: d for d in sample_entities(sample(), status(), OutputSign(False))}
+    assert "diag/algorithm" not in plain  # no algorithm configured
+    assert plain["diag/meter_gaps"].state(sample(), status(meter_gaps=2), OutputSign(False)) == 2
+    reason = "SoC 90.1 % >= 90 %: charge off"
+    st_ = status(algorithm_status=reason)
+    algo = {d.key: d for d in sample_entities(sample(), st_, OutputSign(False))}["diag/algorithm"]
+    assert algo.entity_category == "diagnostic" and algo.state(sample(), st_, OutputSign(False)) == reason
+
+
 def test_values_sign_and_rounding() -> None:
     s, st_ = sample(current=5.0, voltage=13.2), status()
     by_key = {d.key: d for d in sample_entities(s, st_, OutputSign(True))}
