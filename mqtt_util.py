@@ -920,8 +920,9 @@ def _doc_rows() -> list[tuple[EntityDescription, dict[str, str], str]]:
     for d in switch_entities(["charge"], {"charge"}):
         rows.append((d, sw, "per switch batmon can set (charge, discharge, balance)" if d.component == "switch"
                      else "per switch reported; disabled by default where a switch entity exists"))
+    when = {"diag/rssi": "when the RSSI is known", "diag/algorithm": "with an algorithm configured"}
     for d in DIAGNOSTICS:
-        rows.append((d, {}, "RSSI when known" if d.key == "diag/rssi" else "always"))
+        rows.append((d, {}, when.get(d.key, "always")))
     for d in meter_entities(METER_NAMES):
         rows.append((d, {}, "once the meters have a value"))
     return rows
