@@ -148,6 +148,7 @@ class DeviceSampler:
         if self.clock() < self._retry_at:
             return False
         try:
+            await self.driver.prepare()  # a scan for a missing device must not hold the others' connects
             async with self.connect_lock:
                 await self.driver.connect()
         except DeviceNotFoundError as exc:
@@ -156,8 +157,8 @@ class DeviceSampler:
         except BluetoothUnavailableError as exc:
             if not self._unavailable_logged:
                 self.log.error(  # noqa: TRY400  (one clear line; the traceback would not help the user)
-"Bluetooth is not available (%s). Check that the host has a Bluetooth "
-                               "adapter, that BlueZ runs, and that the add-on may use D-Bus.", exc)
+                    "Bluetooth is not available (%s). Check that the host has a Bluetooth adapter, that BlueZ "
+                    "runs, and that the add-on may use D-Bus.", exc)
                 self._unavailable_logged = True
             self._back_off(f"Bluetooth unavailable: {exc}", quiet=True)
             return False

@@ -127,6 +127,24 @@ async def test_device_not_found_backs_off_without_blocking_others() -> None:
     assert len(good) >= 10 and max_gap(good[1:]) < 0.6
 
 
+async def test_a_scan_for_a_missing_device_does_not_hold_up_the_connects_of_others() -> None:
+    cfg = config([{"address": "sim:gone", "type": "jbd", "alias": "gone"},  # first: it starts scanning first
+                  {"address": "sim:good", "type": "jbd", "alias": "good"}])
+    sink = RecordingSink()
+    app = App(cfg, types=fast_types(), sinks=[sink])
+    assert app.radio is not None
+    gone = app.radio.by_sim_id("gone")
+    assert gone is not None
+    gone.faults.hidden = True
+    for rt in app.devices.values():
+        rt.driver.transport.scan_timeout = 2.0  # type: ignore[attr-defined]
+    start = time.monotonic()
+    async with running(app):
+        await asyncio.sleep(1.5)
+    good = sink.times("good")
+    assert good and good[0] - start < 1.0  # not after gone's 2 s scan
+
+
 async def test_device_goes_unavailable_after_expiry_and_back_with_the_next_sample() -> None:
     cfg = config([{"address": "sim:b1", "type": "jbd", "alias": "b1"}], expire_values_after=1.0)
     sink = RecordingSink()

@@ -101,12 +101,17 @@ class BleTransport:
             raise DeviceNotFoundError(want, f"not seen within {self.scan_timeout:g} s; seen: {others}")
         return found
 
+    async def locate(self) -> None:
+        """Scan for the device unless it is known (connected, or found by an earlier scan)."""
+        if self.device is None and not self.is_connected:
+            self.device = await self.resolve()
+
     async def connect(self) -> None:
         """Resolve (first time) and connect. Raises DeviceNotFoundError / BmsConnectError."""
         if self.is_connected:
             return
-        if self.device is None:
-            self.device = await self.resolve()
+        await self.locate()
+        assert self.device is not None
         kwargs: dict[str, Any] = {"timeout": self.connect_timeout}
         if self.backend.client is not None:
             kwargs["backend"] = self.backend.client

@@ -52,6 +52,9 @@ class Driver(ABC):
     @abstractmethod
     def is_connected(self) -> bool: ...
 
+    async def prepare(self) -> None:
+        """Find the device (scan) before :meth:`connect`; the sampler runs this outside its connect lock."""
+
     @abstractmethod
     async def connect(self) -> None: ...
 
@@ -105,6 +108,9 @@ class BleDriver(Driver):
     @property
     def rssi(self) -> int | None:
         return self.transport.rssi
+
+    async def prepare(self) -> None:
+        await self.transport.locate()
 
     async def connect(self) -> None:
         if self.transport.is_connected:
