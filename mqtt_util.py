@@ -61,6 +61,7 @@ ONLINE, OFFLINE = "online", "offline"
 #: File in the state directory that records which discovery topics were announced per device.
 RECORD_FILE = "mqtt_discovery.json"
 HEARTBEAT_MAX = 60.0  # [s] unchanged states are re-sent at least this often
+HEARTBEAT_BURST_MIN = 50  # re-sends per heartbeat tick allowed whatever the number of states
 COMMANDS_PER_WINDOW = 5  # switch commands accepted per device per COMMAND_WINDOW
 COMMAND_WINDOW = 10.0  # [s]
 SWITCH_ECHO = 8.0  # [s] after a command the switch state is re-sent with every sample, changed or not
@@ -882,13 +883,21 @@ class MqttSink(Sink):
             await asyncio.sleep(tick)
             if not self.conn.connected:
                 continue
+            # At most this many re-sends per tick. States sent together (devices start together) would
+            # otherwise come due together at every heartbeat, all in one burst; spread out, each still
+            # goes out within 2/3 of a heartbeat of coming due.
+            total = sum(len(dev.states) for dev in self.devices.values() if dev.available)
+            budget = max(HEARTBEAT_BURST_MIN, math.ceil(1.5 * total * tick / self.heartbeat))
             now = self.clock()
             for dev in self.devices.values():
                 if not dev.available:
                     continue
                 for topic, st in dev.states.items():
+                    if budget <= 0:
+                        break
                     if now - st.at >= self.heartbeat and self.conn.publish(topic, st.payload):
                         st.at = now
+                        budget -= 1
 
 
 
