@@ -18,7 +18,6 @@ import datetime
 import ipaddress
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -31,27 +30,17 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.servers import ServerProcess, find_binary
+
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
 
 
 def mosquitto_binary() -> str:
-    for path in MOSQUITTO_PATHS:
-        if os.access(path, os.X_OK):
-            return path
-    found = shutil.which("mosquitto")
-    if found is None:
-        pytest.fail("mosquitto is not installed (scripts/test installs it: apt-get install mosquitto)")
-    return found
+    return find_binary("mosquitto", MOSQUITTO_PATHS)
 
 
 def mosquitto_passwd_binary() -> str:
     return shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"  # same Debian package as mosquitto
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_test_ca(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
@@ -92,19 +81,15 @@ def make_test_ca(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path, 
     return ca_path, cert_path, key_path
 
 
-class Broker:
+class Broker(ServerProcess):
     """One mosquitto process on 127.0.0.1:<port>."""
 
-    host = "127.0.0.1"
+    name = "mosquitto"
 
     def __init__(self, directory: Path, *, tls: bool = False, users: dict[str, str] | None = None) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        super().__init__(directory, "mosquitto.log")
         self.tls = tls
         self.ca_cert: Path | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = self.dir / "mosquitto.log"
         self.users = dict(users or {})
         lines = [f"listener {self.port} {self.host}", f"allow_anonymous {'false' if users else 'true'}",
                  "persistence false",
@@ -125,40 +110,15 @@ class Broker:
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 10.0) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), timeout=0.2):
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}: {self.log.read_text()[-2000:]}")
+        self.spawn([mosquitto_binary(), "-c", str(self.conf)], self._listening, timeout)
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def _listening(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), timeout=0.2):
+            return True
+        return False
 
-    def stop(self) -> None:
-        if self.running:
-            assert self.proc is not None
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye to the clients (they see the connection drop)."""
-        if self.running:
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(5)
+    def stop(self, grace: float = 5.0) -> None:
+        super().stop(grace)
 
     def restart(self) -> None:
         self.stop()

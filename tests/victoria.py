@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -27,23 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import ServerProcess, find_binary
+
 BINARY_PATHS = ("/usr/bin/victoria-metrics",)
 
 
 def victoria_binary() -> str:
-    for path in BINARY_PATHS:
-        if os.access(path, os.X_OK):
-            return path
-    found = shutil.which("victoria-metrics")
-    if found is None:
-        pytest.fail("victoria-metrics is not installed (scripts/test installs it: apt-get install victoria-metrics)")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return find_binary("victoria-metrics", BINARY_PATHS)
 
 
 @dataclass(frozen=True)
@@ -56,58 +42,27 @@ class Series:
     timestamps: list[int]  # [ms]
 
 
-class Victoria:
+class Victoria(ServerProcess):
     """One victoria-metrics process on 127.0.0.1:<port>."""
 
-    host = "127.0.0.1"
+    name = "victoria-metrics"
 
     def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(directory, "victoria-metrics.log")
         self.storage = self.dir / "storage"
-        self.port = free_port()
-        self.log = self.dir / "victoria-metrics.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> None:
-        assert not self.running, "already running"
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [victoria_binary(), f"-storageDataPath={self.storage}", f"-httpListenAddr={self.host}:{self.port}",
-             "-retentionPeriod=100y", "-search.latencyOffset=0s", "-loggerLevel=WARN"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"victoria-metrics exited with {self.proc.returncode}: {self.log_text()}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/health", timeout=0.5) as r:
-                if r.status == 200:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"victoria-metrics did not answer on {self.port}: {self.log_text()}")
+        self.spawn([victoria_binary(), f"-storageDataPath={self.storage}", f"-httpListenAddr={self.host}:{self.port}",
+                    "-retentionPeriod=100y", "-search.latencyOffset=0s", "-loggerLevel=WARN"], self._healthy, timeout)
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM and wait: the port refuses connections afterwards."""
-        if self.running:
-            assert self.proc is not None
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+    def _healthy(self) -> bool:
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/health", timeout=0.5) as r:
+            return bool(r.status == 200)
+        return False
 
     def export(self, match: str = '{__name__=~".+"}') -> list[Series]:
         """Every stored series matching the selector (flushed first, so new points are visible)."""

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.ha.hass import HAVENV, ROOT, HomeAssistant
-from tests.mqtt_broker import Broker, Watcher, broker, free_port, watcher
+from tests.mqtt_broker import Broker, Watcher, broker, watcher
+from tests.servers import free_port
 
 __all__ = ["broker", "watcher"]  # fixtures
 
