@@ -45,6 +45,17 @@ def machine() -> str:
             f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
 
 
+def read_stalls(path: Path) -> list[tuple[float, float]]:
+    """(start, duration) of the stalls bench/_probe.py noted [s]."""
+    out = []
+    if path.exists():
+        for line in path.read_text(encoding="ascii").splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                out.append((float(parts[0]), float(parts[1])))
+    return out
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0..100) of ``values`` by the nearest-rank method (values need not be sorted)."""
     if not values:

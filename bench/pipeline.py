@@ -52,6 +52,7 @@ from bench._measure import (  # noqa: E402
     match_latencies,
     memory_mb,
     percentile,
+    read_stalls,
 )
 from bmslib.registry import device_types  # noqa: E402
 from bmslib.sim.radio import sim_address  # noqa: E402
@@ -106,6 +107,7 @@ class Daemon:
                 shutil.copytree(ROOT / name, cwd / name, ignore=shutil.ignore_patterns("__pycache__"))
             subprocess.run([sys.executable, "-m", "compileall", "-q", "."], cwd=cwd, check=True,
                            stdout=subprocess.DEVNULL)
+        self.started = time.monotonic()
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
 
@@ -189,9 +191,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # the subscriber keeps every message: collections of this process would stall its network
             # thread (and delay receive times) for tens of milliseconds; nothing here makes cycles
             gc.disable()
+            stall_file = directory / "stalls"
+            probe = subprocess.Popen([sys.executable, "-m", "bench._probe", "--seconds", str(args.seconds + 0.5),
+                                      "--out", str(stall_file)], cwd=ROOT, stdin=subprocess.DEVNULL)
             t0, cpu0, s0 = time.monotonic(), cpu_times(daemon.pid), daemon.stats()
             time.sleep(args.seconds)
             t1, cpu1, s1 = time.monotonic(), cpu_times(daemon.pid), daemon.stats()
+            probe.wait(10)
+            stalls = read_stalls(stall_file)
             memory = memory_mb(daemon.pid)
             messages = watcher.seen(since=t0)
             messages = [m for m in messages if m.at <= t1]
@@ -217,10 +224,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cycles_msgs.append((alias, m.payload, m.at))
     frames = index_frames(deliveries)
     latencies, unmatched = match_latencies(cycles_msgs, addresses, frames)
-    timed = [(lat, at - t0, alias) for alias, payload, at in cycles_msgs if type_of[alias] not in STREAMING
-             and (lat := match_latencies([(alias, payload, at)], addresses, frames)[0].get(alias)) is not None]
-    slowest = [(round(lat[0] * 1e3, 2), round(t, 2), alias) for lat, t, alias in sorted(timed, reverse=True)[:8]]
-    polled = [x for a, xs in latencies.items() if type_of[a] not in STREAMING for x in xs]
+    timed = []  # (latency, received, alias) of the request/reply types
+    for alias, payload, at in cycles_msgs:
+        latencies_of = match_latencies([(alias, payload, at)], addresses, frames)[0].get(alias)
+        if latencies_of and type_of[alias] not in STREAMING:
+            timed.append((latencies_of[0], at, alias))
+    slowest = [(round(lat * 1e3, 2), round(at - t0, 2), alias) for lat, at, alias in sorted(timed, reverse=True)[:8]]
+    polled = [lat for lat, _, _ in timed]
+    # messages whose way from the frame to the subscriber overlapped a stall of the whole machine
+    clean = [lat for lat, at, _ in timed if not any(start < at and start + late > at - lat for start, late in stalls)]
     per_type: dict[str, list[float]] = collections.defaultdict(list)
     for a, xs in latencies.items():
         per_type[type_of[a]].extend(xs)
@@ -239,8 +251,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        "max": max(polled, default=float("nan")) * 1e3},
         "latency_by_type_ms": {t: {"n": len(xs), "p50": percentile(xs, 50) * 1e3, "p99": percentile(xs, 99) * 1e3}
                                for t, xs in sorted(per_type.items())},
+        "latency_outside_stalls_ms": {"n": len(clean), "p50": percentile(clean, 50) * 1e3,
+                                      "p99": percentile(clean, 99) * 1e3},
+        "machine_stalls": {"n": len(stalls), "longest_ms": max((late for _, late in stalls), default=0.0) * 1e3},
         "unmatched_messages": unmatched,
-        "slowest_ms_at_s": slowest, "window_start_mono": t0,
+        "slowest_ms_at_s": slowest, "window_start_s": round(t0 - daemon.started, 2),
         "requests_per_sample": requests / samples if samples else float("nan"),
     }
     if args.response_time > 0 and samples:
@@ -269,6 +284,11 @@ def report(r: dict[str, Any]) -> str:
                      f"max {lat['max']:.2f} ms (n={lat['n']}, request/reply types)")
     else:
         lines.append("latency frame -> broker   n/a (no traced request/reply device)")
+    st, clean = r["machine_stalls"], r["latency_outside_stalls_ms"]
+    lines.append(f"machine stalls            {st['n']} (an idle probe process woke > 10 ms late; longest "
+                 f"{st['longest_ms']:.1f} ms)")
+    if st["n"] and clean["n"]:
+        lines.append(f"  latency outside them    p50 {clean['p50']:.2f} ms, p99 {clean['p99']:.2f} ms (n={clean['n']})")
     for t, v in r["latency_by_type_ms"].items():
         note = " (streaming: age of the newest frame when read)" if t in STREAMING else ""
         lines.append(f"  {t:<10} p50 {v['p50']:8.2f} ms, p99 {v['p99']:8.2f} ms (n={v['n']}){note}")
