@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -219,6 +220,10 @@ class MqttConnection:
             _LOG.exception("handling the MQTT message on %s failed", msg.topic)
 
     def _on_socket_open(self, client: paho.Client, userdata: object, sock: Any) -> None:
+        # every state is a small packet of its own: with Nagle's algorithm one could wait for the broker's
+        # delayed ACK (40 ms on Linux) before it leaves
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._on_loop(lambda: self._watch(sock))
 
     def _on_socket_close(self, client: paho.Client, userdata: object, sock: Any) -> None:
