@@ -20,7 +20,7 @@ import struct
 from collections.abc import Mapping
 
 from bmslib.errors import FrameError
-from bmslib.protocol.base import FrameAssembler
+from bmslib.protocol.base import HeadedAssembler
 from bmslib.protocol.crc import crc16_modbus
 
 HEAD = b"\x7e\xa1"
@@ -92,42 +92,14 @@ def _check(buf: bytes | bytearray, at: int) -> tuple[str, int]:
     return "wait", 0
 
 
-class Ant2021Assembler(FrameAssembler):
-    """Assemble ``7E A1`` frames by length + CRC + ``AA 55``; resync on the next ``7E A1``.
+class Ant2021Assembler(HeadedAssembler):
+    """Assemble ``7E A1`` frames by length + CRC + ``AA 55``; resync on the next ``7E A1``."""
 
-    When the frame at the front is still incomplete but a later ``7E A1`` already starts a complete,
-    valid frame (a notification was lost), the stale partial frame is dropped.
-    """
+    head = HEAD
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            if not self._seek(HEAD):
-                break
-            state, end = _check(buf, 0)
-            if state == "ok":
-                out.append(self._accept(bytes(buf[:end])))
-                del buf[:end]
-            elif state != "wait":
-                self._reject(state.removeprefix("bad: "), bytes(buf[:MIN_FRAME]))
-                del buf[:1]
-            elif (later := self._complete_later(buf)) > 0:
-                self._reject("incomplete frame superseded by a newer one", bytes(buf[:later]))
-                del buf[:later]
-            else:
-                break
-        return out
-
-    @staticmethod
-    def _complete_later(buf: bytearray) -> int:
-        at = buf.find(HEAD, 1)
-        while at > 0:
-            if _check(buf, at)[0] == "ok":
-                return at
-            at = buf.find(HEAD, at + 1)
-        return 0
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        state, end = _check(buf, at)
+        return state.removeprefix("bad: "), end
 
 
 def check_frame(frame: bytes) -> tuple[int, int, bytes]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bmslib.errors import FrameError, UnsupportedError
 from bmslib.model import Reading
 from bmslib.protocol import ant_codes as codes
-from bmslib.protocol.base import FrameAssembler
+from bmslib.protocol.base import HeadedAssembler
 from bmslib.protocol.fields import Field, FieldTable, Number, decode_array, encode_array
 
 HEADER = b"\xaa\x55\xaa\xff"
@@ -105,38 +105,14 @@ def _check(buf: bytes | bytearray, at: int) -> str:
     return "ok"
 
 
-class LegacyAssembler(FrameAssembler):
+class LegacyAssembler(HeadedAssembler):
     """Assemble 140-byte ``AA 55 AA FF`` frames; resync on the next header after a bad frame."""
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            if not self._seek(HEADER):
-                break
-            state = _check(buf, 0)
-            if state == "ok":
-                out.append(self._accept(bytes(buf[:FRAME_LENGTH])))
-                del buf[:FRAME_LENGTH]
-            elif state != "wait":
-                self._reject(state, bytes(buf[:FRAME_LENGTH]))
-                del buf[:1]
-            elif (later := self._complete_later(buf)) > 0:
-                self._reject("incomplete frame superseded by a newer one", bytes(buf[:later]))
-                del buf[:later]
-            else:
-                break
-        return out
+    head = HEADER
 
-    @staticmethod
-    def _complete_later(buf: bytearray) -> int:
-        at = buf.find(HEADER, 1)
-        while at > 0:
-            if _check(buf, at) == "ok":
-                return at
-            at = buf.find(HEADER, at + 1)
-        return 0
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        state = _check(buf, at)
+        return state, FRAME_LENGTH if state == "ok" else 0
 
 
 def decode(frame: bytes) -> Reading:

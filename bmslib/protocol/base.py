@@ -75,6 +75,50 @@ class FrameAssembler(ABC):
         return frame
 
 
+class HeadedAssembler(FrameAssembler):
+    """Frames that start with :attr:`head` and whose extent a :meth:`check` at a position decides.
+
+    Junk before a head is dropped; a frame that fails its check is dropped and the search resumes one
+    byte later. When the frame at the front is still incomplete but a later head already starts a
+    complete, valid frame (a notification was lost), the stale partial frame is dropped.
+    """
+
+    head: bytes
+
+    @abstractmethod
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        """``("ok", end)`` for a valid frame ``buf[at:end]``, ``("wait", 0)``, or ``(reason, 0)`` if bad."""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += chunk
+        out: list[bytes] = []
+        while buf:
+            if not self._seek(self.head):
+                break
+            state, end = self.check(buf, 0)
+            if state == "ok":
+                out.append(self._accept(bytes(buf[:end])))
+                del buf[:end]
+            elif state != "wait":
+                self._reject(state, bytes(buf[:64]))  # enough of the bad frame to recognise it
+                del buf[:1]
+            elif (later := self._complete_later(buf)) > 0:
+                self._reject("incomplete frame superseded by a newer one", bytes(buf[:later]))
+                del buf[:later]
+            else:
+                break
+        return out
+
+    def _complete_later(self, buf: bytearray) -> int:
+        at = buf.find(self.head, 1)
+        while at > 0:
+            if self.check(buf, at)[0] == "ok":
+                return at
+            at = buf.find(self.head, at + 1)
+        return 0
+
+
 class Codec(Protocol):
     """A protocol session: assemble frames and decode them (may keep state, e.g. a layout)."""
 
