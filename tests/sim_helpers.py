@@ -5,6 +5,7 @@ Nothing here replaces project code: drivers, the transport, bleak and the emulat
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 from bmslib.ble.backend import BleBackend
 from bmslib.config import DeviceConfig
 from bmslib.drivers.base import Driver
-from bmslib.registry import device_types
+from bmslib.drivers.jbd import JbdDriver
+from bmslib.registry import DeviceType, device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator, Faults
 from bmslib.sim.radio import SimRadio, sim_address
@@ -50,3 +52,16 @@ def make_driver(type_name: str, radio: SimRadio, emulator: Emulator | None, **cf
     log = logging.LoggerAdapter(logging.getLogger(f"test.{type_name}"), {})
     address = emulator.address if emulator is not None else config.address
     return dtype.driver(config, address=address, backend=backend_of(radio), log=log)
+
+
+class FastJbd(JbdDriver):
+    """The real JBD driver with a short reply timeout, so a muted device costs tenths of seconds."""
+
+    request_timeout = 0.3
+
+
+def fast_types() -> dict[str, DeviceType]:
+    """The registry's device types, with :class:`FastJbd` for ``jbd``."""
+    types = device_types()
+    types["jbd"] = dataclasses.replace(types["jbd"], driver=FastJbd)
+    return types

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import time
@@ -16,25 +15,12 @@ import pytest
 from bmslib.app import App
 from bmslib.config import AppConfig, parse_config
 from bmslib.device import DeviceStatus
-from bmslib.drivers.jbd import JbdDriver
 from bmslib.model import Sample
-from bmslib.registry import DeviceType, device_types, type_infos
+from bmslib.registry import type_infos
 from bmslib.sim.jk import Jk04Emulator
 from bmslib.sim.radio import SimRadio
 from bmslib.sinks.base import Sink
-from tests.sim_helpers import add_emulator
-
-
-class FastJbd(JbdDriver):
-    """The real JBD driver with short timeouts, so a dead device costs test time in tenths of seconds."""
-
-    request_timeout = 0.3
-
-
-def fast_types() -> dict[str, DeviceType]:
-    types = device_types()
-    types["jbd"] = dataclasses.replace(types["jbd"], driver=FastJbd)
-    return types
+from tests.sim_helpers import add_emulator, fast_types
 
 
 class RecordingSink(Sink):

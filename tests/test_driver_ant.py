@@ -38,12 +38,6 @@ PASSWORD_2021 = "123456789abc"
 ATTRS = {"charge": "charge_fet", "discharge": "discharge_fet", "balance": "balancer"}
 
 
-@pytest.fixture
-async def radio():
-    r = SimRadio()
-    yield r
-    await r.aclose()
-
 
 def steady(current: float, **kw: Any) -> BatteryModel:
     """A battery with a constant load (+ = discharging), 8 cells and 3 probes."""

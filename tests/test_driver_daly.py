@@ -40,12 +40,6 @@ MODEL = {"modbus": "Daly Modbus D2 (H/K/M/S series)", "legacy": "Daly legacy A5"
 RESOLUTION = {"modbus": (0.1, 1.0, 0.1), "legacy": (0.1, 1.0, 0.001), "p81": (0.1, 1.0, 0.1)}
 
 
-@pytest.fixture
-async def radio():
-    r = SimRadio()
-    yield r
-    await r.aclose()
-
 
 def steady_battery(current: float = 12.5, *, cells: int = 8, probes: int = 2, seed: int = 1) -> BatteryModel:
     """A battery whose state does not move between two reads (frozen clock, constant load)."""

@@ -13,13 +13,6 @@ from bmslib.sim.radio import SimRadio
 from tests.sim_helpers import add_emulator, make_driver
 
 
-@pytest.fixture
-async def radio():
-    r = SimRadio()
-    yield r
-    await r.aclose()
-
-
 async def test_read_reports_the_emulated_battery(radio: SimRadio) -> None:
     em = add_emulator(radio, JbdEmulator)
     drv = make_driver("jbd", radio, em)

@@ -55,12 +55,6 @@ class OldFirmwareJbd(JbdEmulator):
         return None
 
 
-@pytest.fixture
-async def radio():
-    r = SimRadio()
-    yield r
-    await r.aclose()
-
 
 def jbd_driver(radio: SimRadio, em: JbdEmulator, **cfg) -> JbdDriver:
     drv = make_driver("jbd", radio, em, **cfg)

@@ -35,12 +35,6 @@ LAYOUTS = (Layout.JK02_24S, Layout.JK02_32S, Layout.JK04)
 FETS = {"charge": "charge_fet", "discharge": "discharge_fet", "balance": "balancer"}
 
 
-@pytest.fixture
-async def radio():
-    r = SimRadio()
-    yield r
-    await r.aclose()
-
 
 def steady_battery(cells: int = 8, current: float = 12.5, **kw: Any) -> BatteryModel:
     """A battery with a constant load (current + = discharging), so frames a few ms apart agree."""

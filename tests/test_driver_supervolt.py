@@ -32,12 +32,6 @@ ROOT = Path(__file__).parent.parent
 VECTORS = load_vectors("supervolt")
 
 
-@pytest.fixture
-async def radio():
-    r = SimRadio()
-    yield r
-    await r.aclose()
-
 
 def battery(current: float = 12.5, **kw: Any) -> BatteryModel:
     """A pack drawing a constant ``current`` (+ = discharging, the model's sign)."""

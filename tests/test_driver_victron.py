@@ -65,12 +65,6 @@ def battery(load: Load, seed: int = 1) -> BatteryModel:
                         rng=random.Random(seed))
 
 
-@pytest.fixture
-async def radio():
-    r = SimRadio()
-    yield r
-    await r.aclose()
-
 
 def gatt_driver(radio: SimRadio, em: VictronEmulator, **cfg) -> VictronGattDriver:
     drv = make_test_driver("victron", radio, em, **cfg)

@@ -23,13 +23,13 @@ import pytest
 
 from bmslib.app import App
 from bmslib.config import AppConfig, parse_config
-from bmslib.drivers.jbd import JbdDriver
 from bmslib.model import DeviceInfo
 from bmslib.protocol import jbd
-from bmslib.registry import DeviceType, device_types, type_infos
+from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from mqtt_util import RECORD_FILE, MqttSink, daemon_status_topic
 from tests.mqtt_broker import Broker, Watcher, broker, make_test_ca, tls_broker, wait_for, watcher
+from tests.sim_helpers import fast_types
 
 __all__ = ["broker", "tls_broker", "watcher"]  # fixtures
 
@@ -37,18 +37,6 @@ GOLDEN = Path(__file__).parent / "golden" / "mqtt_discovery.json"
 UPDATE_GOLDEN = os.environ.get("BATMON_UPDATE_GOLDEN") == "1"
 DEVICES = [{"address": "sim:jbd1", "type": "jbd", "alias": "jbd1"},
            {"address": "demo battery", "type": "dummy", "alias": "dummy1"}]
-
-
-class FastJbd(JbdDriver):
-    """The real JBD driver with a short reply timeout, so a muted device costs tenths of seconds."""
-
-    request_timeout = 0.3
-
-
-def fast_types() -> dict[str, DeviceType]:
-    types = device_types()
-    types["jbd"] = dataclasses.replace(types["jbd"], driver=FastJbd)
-    return types
 
 
 def make_config(b: Broker, devices: list[dict[str, Any]] | None = None, **options: Any) -> AppConfig:

@@ -21,12 +21,6 @@ from bmslib.sim.radio import SimRadio, sim_address
 LOG = logging.LoggerAdapter(logging.getLogger("test.transport"), {})
 
 
-@pytest.fixture
-async def radio():
-    r = SimRadio()
-    yield r
-    await r.aclose()
-
 
 def add_jbd(radio: SimRadio, sim_id: str = "t1", **faults: object) -> JbdEmulator:
     em = JbdEmulator(address=sim_address(sim_id), name=f"JBD-{sim_id}",
