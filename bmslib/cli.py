@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bmslib.sim.faults import FaultPlan
 
 EXIT_CONFIG = 2
+DEMO_STATE_DIR = "demo-state"  # --demo without --state-dir keeps its state here
 SHUTDOWN_GRACE = 5.0  # [s] SIGTERM to exit
 
 _LOG = logging.getLogger("batmon")
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--demo", action="store_true", help="simulated devices instead of the configured "
                             "ones (one per type, plus a dummy), sampling every second")
         parser.add_argument("--state-dir", metavar="DIR", help="where meter and algorithm state is kept "
-                            "(default: /data in the add-on, else the current directory)")
+                            "(default: /data in the add-on, ./demo-state with --demo, else the current "
+                            "directory)")
         parser.add_argument("--save-interval", metavar="S", type=float, default=30.0,
                             help="seconds between two saves of the energy meters (default 30)")
 
@@ -202,7 +204,12 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
         _LOG.warning("config: %s", warning)
     if config.verbose_log and not verbose:
         setup_logging(True)
-    directory = Path(state_dir) if state_dir else default_state_dir(config.source)
+    if state_dir:
+        directory = Path(state_dir)
+    elif demo:  # the demo's meters must not mix with a real meter file in the same directory
+        directory = Path(DEMO_STATE_DIR)
+    else:
+        directory = default_state_dir(config.source)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -169,3 +169,14 @@ def test_adapter_given_by_mac_is_resolved_or_reported_with_the_adapters_seen(tmp
                           check=False)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert "no Bluetooth adapter with address AA:BB:CC:DD:EE:FF (adapters:" in proc.stderr
+
+
+def test_demo_keeps_its_state_apart_from_a_real_meter_file(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--demo"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "demo-state" / "bms_meter_states.json").is_file()
+    assert not (tmp_path / "bms_meter_states.json").exists()
