@@ -36,7 +36,9 @@ from bmslib.device import DeviceStatus
 from bmslib.entities import (
     METER_NAMES,
     EntityDescription,
+    Layout,
     Value,
+    list_layout,
     meter_entities,
     meter_entity,
     new_sample_entities,
@@ -118,9 +120,7 @@ def format_payload(value: Value) -> str:
     if isinstance(value, bool):
         return "ON" if value else "OFF"
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(value)
-        text = repr(value)
+        text = repr(value)  # the shortest text that reads back as the value; "12.0" for whole numbers
         if "e" in text:  # no exponent notation: plain digits (values are rounded before this)
             text = f"{value:.10f}".rstrip("0")
             text += "0" if text.endswith(".") else ""
@@ -249,10 +249,41 @@ class DiscoveryRecord:
 # The sink
 
 
-@dataclass
+@dataclass(slots=True)
 class _SentState:
     payload: str
     at: float  # monotonic time of the last send (-inf: send at the next chance)
+
+
+_UNSET = object()
+
+
+class _Slot:
+    """One state topic of a device's publish plan, and the payload of the last value it formatted: a value
+    equal to that one (and of the same type) has the same payload, so it is not rounded and formatted again.
+    (For floats that holds when the entity rounds: rounding makes 0.0 of -0.0.)"""
+
+    __slots__ = ("desc", "last", "payload", "rounds_floats", "topic", "value")
+
+    def __init__(self, topic: str, desc: EntityDescription) -> None:
+        assert desc.value is not None
+        self.topic = topic
+        self.desc = desc
+        self.value = desc.value
+        self.rounds_floats = desc.decimals is not None
+        self.last: object = _UNSET
+        self.payload: str | None = None
+
+    def payload_of(self, sample: Sample, status: DeviceStatus, sign: OutputSign) -> str | None:
+        """The state payload for ``sample`` (None: not reported)."""
+        raw = self.value(sample, status, sign)
+        last = self.last
+        if raw is last or (type(raw) is type(last) and raw == last and (self.rounds_floats or type(raw) is not float)):
+            return self.payload
+        self.last = raw
+        value = self.desc.rounded(raw)
+        self.payload = None if value is None else format_payload(value)
+        return self.payload
 
 
 @dataclass
@@ -274,19 +305,21 @@ class _Device:
     dropping: bool = False
     rejected: deque[float] = field(default_factory=deque)  # when refused commands were logged
     rejecting: bool = False  # refused commands are not logged for now
-    #: (state topic, entity) to publish, one per topic, and the switch mirrors on_sample sends; made from
+    #: the state topics to publish (one slot per topic) and the switch mirrors on_sample sends; made from
     #: ``entities`` when needed (None: entities changed)
-    plan: tuple[list[tuple[str, EntityDescription]], list[tuple[str, EntityDescription]]] | None = None
+    plan: tuple[list[_Slot], list[_Slot]] | None = None
+    #: the list layout (cells, probes, switches) of the last sample whose entities were all looked for
+    layout: Layout | None = None
 
-    def publish_plan(self) -> tuple[list[tuple[str, EntityDescription]], list[tuple[str, EntityDescription]]]:
+    def publish_plan(self) -> tuple[list[_Slot], list[_Slot]]:
         if self.plan is None:
             states: dict[str, EntityDescription] = {}
             for desc in self.entities.values():
                 if desc.meter is None:
                     states.setdefault(self.topics.state(desc), desc)
-            mirrors = [(self.topics.state(d), d) for d in self.entities.values()
+            mirrors = [_Slot(self.topics.state(d), d) for d in self.entities.values()
                        if d.switch is not None and d.component != "switch"]
-            self.plan = list(states.items()), mirrors
+            self.plan = [_Slot(topic, desc) for topic, desc in states.items()], mirrors
         return self.plan
 
 
@@ -350,30 +383,37 @@ class MqttSink(Sink):
         dev = self._device(device)
         if not dev.entities:
             return
-        echo = self.clock() < dev.echo_switches_until
-        for topic, desc in dev.publish_plan()[1]:  # one send per state topic
-            value = desc.state(sample, device, self.sign)
-            if value is not None:
-                self._send_state(dev, topic, format_payload(value), force=echo)
+        now = self.clock()
+        echo = now < dev.echo_switches_until
+        for slot in dev.publish_plan()[1]:  # one send per state topic
+            payload = slot.payload_of(sample, device, self.sign)
+            if payload is not None:
+                self._send_state(dev, slot.topic, payload, now, force=echo)
 
     def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
         dev = self._device(device)
         dev.publishes += 1
-        new = new_sample_entities(sample, device, self.sign, dev.entities)
+        # the per-cell, per-probe and switch entities are looked for only when the layout changed (once
+        # looked for, they are in dev.entities, and entities are never dropped from it)
+        layout = list_layout(sample, device)
+        new = new_sample_entities(sample, device, self.sign, dev.entities, lists=layout != dev.layout)
+        dev.layout = layout
         for d in new:
             dev.entities[(d.component, d.key)] = d
             dev.plan = None
-        if (new or dev.info != device.device_info) and self._announce(dev):
+        if (new or (dev.info is not device.device_info and dev.info != device.device_info)) and self._announce(dev):
             for st in dev.states.values():  # configs changed: Home Assistant needs every state again
                 st.at = -math.inf
         if not dev.pruned and dev.publishes >= self.prune_after:
             self._prune(dev)
-        for topic, desc in dev.publish_plan()[0]:
-            value = desc.state(sample, device, self.sign)
-            if value is None:
-                dev.states.pop(topic, None)  # not reported now: let it expire rather than repeat it
+        now = self.clock()
+        states, sign = dev.states, self.sign
+        for slot in dev.publish_plan()[0]:
+            payload = slot.payload_of(sample, device, sign)
+            if payload is None:
+                states.pop(slot.topic, None)  # not reported now: let it expire rather than repeat it
             else:
-                self._send_state(dev, topic, format_payload(value))
+                self._send_state(dev, slot.topic, payload, now)
 
     def on_availability(self, device: DeviceStatus, available: bool) -> None:
         dev = self._device(device)
@@ -397,11 +437,12 @@ class MqttSink(Sink):
                 fresh = True
         if fresh:
             self._announce(dev)
+        now = self.clock()
         for desc in meter_entities(dev.meters):
             assert desc.meter is not None
             reading = desc.rounded(dev.meters[desc.meter])
             if reading is not None:
-                self._send_state(dev, dev.topics.state(desc), format_payload(reading))
+                self._send_state(dev, dev.topics.state(desc), format_payload(reading), now)
 
     # --- internals ---
     def _device(self, status: DeviceStatus) -> _Device:
@@ -412,15 +453,14 @@ class MqttSink(Sink):
         dev.status = status
         return dev
 
-    def _send_state(self, dev: _Device, topic: str, payload: str, *, force: bool = False) -> None:
-        now = self.clock()
+    def _send_state(self, dev: _Device, topic: str, payload: str, now: float, *, force: bool = False) -> None:
+        """Publish a state unless it was sent with this payload less than a heartbeat ago (``now``)."""
         last = dev.states.get(topic)
-        if not force and last is not None and last.payload == payload and now - last.at < self.heartbeat:
-            return
-        if self.conn.publish(topic, payload):
-            dev.states[topic] = _SentState(payload, now)
-        else:
-            dev.states[topic] = _SentState(payload, -math.inf)
+        if last is None:
+            dev.states[topic] = _SentState(payload, now if self.conn.publish(topic, payload) else -math.inf)
+        elif force or last.payload != payload or now - last.at >= self.heartbeat:
+            last.payload = payload
+            last.at = now if self.conn.publish(topic, payload) else -math.inf
 
     def _configs(self, dev: _Device) -> dict[str, str]:
         assert dev.status is not None

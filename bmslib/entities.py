@@ -207,6 +207,10 @@ DIAGNOSTICS: tuple[EntityDescription, ...] = (
             icon="robot-outline", entity_category="diagnostic"),
 )
 
+#: (component, key) and description of the entities above, as the entity diff looks them up
+_SAMPLE_IDS = tuple(((d.component, d.key), d) for d in SAMPLE_ENTITIES)
+_DIAGNOSTIC_IDS = tuple(((d.component, d.key), d) for d in DIAGNOSTICS)
+
 _METERS: Mapping[str, EntityDescription] = {d.meter: d for d in (
     EntityDescription(key="meter/total_energy_charge", name="total energy input", field="meter_total_energy_charge",
                       unit="kWh", device_class="energy", state_class="total_increasing", precision=2,
@@ -269,13 +273,35 @@ def sample_entities(sample: Sample, status: DeviceStatus, sign: OutputSign) -> t
     return tuple(out)
 
 
+Layout = tuple[int, int, tuple[str, ...], frozenset[str]]
+
+
+def list_layout(sample: Sample, status: DeviceStatus) -> Layout:
+    """What the per-cell, per-probe and switch entities of a sample depend on (cell and probe counts, the
+    switches reported, the switches the device offers): two samples with equal layouts have the same such
+    entities."""
+    return (len(sample.cell_voltages or ()), len(sample.temperatures or ()), tuple(sample.switches or ()),
+            status.switches)
+
+
 def new_sample_entities(sample: Sample, status: DeviceStatus, sign: OutputSign,
-                        known: Container[tuple[str, str]]) -> list[EntityDescription]:
+                        known: Container[tuple[str, str]], *, lists: bool = True) -> list[EntityDescription]:
     """``[d for d in sample_entities(sample, status, sign) if (d.component, d.key) not in known]``, in that
     order, without evaluating the known entities or building descriptions that are known already
-    (a device's entities rarely change, and this runs at every publish)."""
-    out = [d for d in SAMPLE_ENTITIES
-           if (d.component, d.key) not in known and d.state(sample, status, sign) is not None]
+    (a device's entities rarely change, and this runs at every publish).
+
+    ``lists=False`` skips the per-cell, per-probe and switch entities: for a caller that knows them all
+    already (they were found for a sample of the same :func:`list_layout`)."""
+    out = [d for ident, d in _SAMPLE_IDS if ident not in known and d.state(sample, status, sign) is not None]
+    if lists:
+        out += _new_list_entities(sample, status, known)
+    out += [d for ident, d in _DIAGNOSTIC_IDS if ident not in known and d.state(sample, status, sign) is not None]
+    return out
+
+
+def _new_list_entities(sample: Sample, status: DeviceStatus,
+                       known: Container[tuple[str, str]]) -> list[EntityDescription]:
+    out: list[EntityDescription] = []
     n = len(sample.cell_voltages or ())
     if any(("sensor", f"cell_voltages/{i + 1}") not in known for i in range(n)) \
             or (n > 1 and any((d.component, d.key) not in known for d in CELL_STATS)):
@@ -287,8 +313,6 @@ def new_sample_entities(sample: Sample, status: DeviceStatus, sign: OutputSign,
     if any(("binary_sensor", f"switch/{name}") not in known
            or (name in status.switches and ("switch", f"switch/{name}") not in known) for name in reported):
         out += [d for d in switch_entities(reported, status.switches) if (d.component, d.key) not in known]
-    out += [d for d in DIAGNOSTICS
-            if (d.component, d.key) not in known and d.state(sample, status, sign) is not None]
     return out
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.device import DeviceStatus
-from bmslib.entities import EntityDescription, new_sample_entities, sample_entities
+from bmslib.entities import EntityDescription, list_layout, new_sample_entities, sample_entities
 from bmslib.model import SWITCH_NAMES, OutputSign, Sample
 from tests.helpers import fuzz_settings
 
@@ -56,6 +56,32 @@ def test_new_entities_are_the_unknown_sample_entities_in_order(sample: Sample, s
 
     assert [norm(d) for d in new] == [norm(d) for d in full if (d.component, d.key) not in known]
     assert new_sample_entities(sample, status, sign, set(keys)) == []
+
+
+@fuzz_settings
+@given(first=samples(), second=samples(), settable=st.frozensets(st.sampled_from(SWITCH_NAMES)), data=st.data())
+def test_lists_can_be_skipped_for_a_layout_looked_at_before(first: Sample, second: Sample, settable: frozenset[str],
+                                                            data: st.DataObject) -> None:
+    """What the MQTT sink relies on: once the entities of a sample were all looked for (and are known), a
+    sample of the same list layout has no new per-cell, per-probe or switch entity, whatever its values."""
+    status = DeviceStatus(alias="d", type="dummy", address="x", switches=settable)
+    sign = OutputSign(False)
+    # the second sample with the first one's cell and probe counts and switch names, other values its own
+    n_cells, n_temps = len(first.cell_voltages or ()), len(first.temperatures or ())
+    second = dataclasses.replace(
+        second,
+        cell_voltages=None if first.cell_voltages is None else tuple(3.0 + i / 100 for i in range(n_cells)),
+        temperatures=None if first.temperatures is None else tuple(20.0 + i for i in range(n_temps)),
+        switches=None if first.switches is None else {k: data.draw(st.booleans()) for k in first.switches})
+    assert list_layout(first, status) == list_layout(second, status)
+    known = {(d.component, d.key) for d in new_sample_entities(first, status, sign, set())}
+    known -= {k for k in set(known) if data.draw(st.booleans()) and not _is_list_entity(k)}
+    assert new_sample_entities(second, status, sign, known, lists=False) == \
+        new_sample_entities(second, status, sign, known)
+
+
+def _is_list_entity(ident: tuple[str, str]) -> bool:
+    return ident[1].startswith(("cell_voltages/", "temperatures/", "switch/"))
 
 
 def test_a_new_cell_and_a_new_switch_are_found() -> None:

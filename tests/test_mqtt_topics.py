@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -14,6 +15,8 @@ from bmslib.config import topic_prefix
 from bmslib.device import DeviceStatus
 from bmslib.entities import (
     METER_NAMES,
+    EntityDescription,
+    Value,
     alarm_text,
     cell_entities,
     meter_entities,
@@ -24,6 +27,7 @@ from bmslib.entities import (
 from bmslib.model import DeviceInfo, OutputSign, Sample
 from mqtt_util import (
     DeviceTopics,
+    _Slot,
     device_block,
     discovery_config,
     expire_after,
@@ -122,6 +126,41 @@ def test_format_payload(value: object, text: str) -> None:
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
 def test_numbers_parse_back(x: float) -> None:
     assert float(format_payload(round(x, 3))) == pytest.approx(round(x, 3), abs=1e-6)
+
+
+def reference_float_payload(value: float) -> str:
+    """The float rule as written before the shortcut through repr()."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(value)
+    text = repr(value)
+    if "e" in text:
+        text = f"{value:.10f}".rstrip("0")
+        text += "0" if text.endswith(".") else ""
+    return text
+
+
+@fuzz_settings
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_float_payload_matches_the_rule(x: float) -> None:
+    assert format_payload(x) == reference_float_payload(x)
+
+
+values = st.one_of(st.floats(), st.integers(-3, 3), st.booleans(), st.sampled_from(["", "a", "none"]), st.none(),
+                   st.sampled_from([0.0, -0.0, 1.0, 1, True, 0, False, math.nan]))
+
+
+@fuzz_settings
+@given(raws=st.lists(values, max_size=12), decimals=st.one_of(st.none(), st.integers(0, 3)))
+def test_a_slot_gives_the_payload_of_every_value(raws: list[Value | None], decimals: int | None) -> None:
+    """The slot's memo (an equal value of the same type has the same payload) never shows a stale payload:
+    equal values of other types (1, 1.0, True), 0.0 after -0.0, NaN."""
+    feed = iter(raws)
+    desc = EntityDescription(key="k", name="n", field="f", decimals=decimals, value=lambda s, st_, sign: next(feed))
+    slot = _Slot("t/k", desc)
+    for raw in raws:
+        rounded = desc.rounded(raw)
+        want = None if rounded is None else format_payload(rounded)
+        assert slot.payload_of(sample(), status(), OutputSign(False)) == want
 
 
 # --- the entity table -----------------------------------------------------------------------------
