@@ -1,5 +1,6 @@
 """End to end: the daemon (``--demo``) publishes to mosquitto, a real Home Assistant 2024.3.3 consumes the
-discovery; checked through Home Assistant's REST API. Run with scripts/test-ha (installs Home Assistant
+discovery; checked through Home Assistant's REST API, and its websocket API for the Energy dashboard's own
+validation of the meters. Run with scripts/test-ha (installs Home Assistant
 into .havenv the first time)."""
 
 from __future__ import annotations
@@ -80,6 +81,66 @@ def entity(ha: HomeAssistant, friendly: str, timeout: float = 30) -> dict[str, A
     return found
 
 
+def issue_types(issues: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """``energy/validate``'s issues of one source as {issue type: [[entity_id, detail], ...]}."""
+    return {i["type"]: sorted(i["affected_entities"]) for i in issues}
+
+
+def check_energy_dashboard(ha: HomeAssistant, watcher: Watcher) -> None:
+    """One device's charge and discharge meters as the battery source of the Energy dashboard: Home Assistant's
+    ``energy/validate`` reports no issue for them. A voltage sensor given as a device's consumption is the
+    control: validation must flag it, so an empty answer for the meters means something."""
+    for key in ("charge", "discharge"):
+        msg = watcher.last(f"homeassistant/sensor/demo_jbd/_meter_total_energy_{key}/config")
+        assert msg is not None, key
+        config = json.loads(msg.payload)
+        assert (config["device_class"], config["state_class"], config["unit_of_measurement"]) == (
+            "energy", "total_increasing", "kWh"), config
+    states = ha.states()
+    into = by_name(states, "demo_jbd total energy input")
+    out_of = by_name(states, "demo_jbd total energy output")
+    voltage = by_name(states, "demo_jbd Voltage")
+    assert into is not None and out_of is not None and voltage is not None
+    meters = {out_of["entity_id"], into["entity_id"]}
+    with ha.websocket() as ws:
+        ws.command("energy/save_prefs",
+                   energy_sources=[{"type": "battery", "stat_energy_from": out_of["entity_id"],
+                                    "stat_energy_to": into["entity_id"]}],
+                   device_consumption=[{"stat_consumption": voltage["entity_id"]}])
+        prefs = ws.command("energy/get_prefs")
+        assert prefs["energy_sources"] == [{"type": "battery", "stat_energy_from": out_of["entity_id"],
+                                            "stat_energy_to": into["entity_id"]}]
+        # Before the recorder's first statistics run for these sensors the only possible complaint is the
+        # missing statistics (the run is every 5 minutes; the test hook brings it forward).
+        first = ws.command("energy/validate")
+        before = issue_types(first["energy_sources"][0])
+        assert set(before) <= {"statistics_not_defined"}, first
+        assert {e for e, _ in before.get("statistics_not_defined", [])} <= meters, first
+        ha.call("batmon_e2e", "compile_statistics")
+
+        def validated() -> dict[str, Any] | None:
+            result: dict[str, Any] = ws.command("energy/validate")
+            return result if result["energy_sources"] == [[]] else None
+
+        try:
+            result = wait(validated, 20, "energy/validate without issues for the battery meters", interval=1)
+        except AssertionError:
+            raise AssertionError(f"energy/validate: {ws.command('energy/validate')}") from None
+        print(f"energy/validate before the statistics run: {first}\nenergy/validate after: {result}")
+        control = issue_types(result["device_consumption"][0])
+        assert control == {"entity_unexpected_device_class": [[voltage["entity_id"], "voltage"]],
+                           "entity_state_class_measurement_no_last_reset": [[voltage["entity_id"], None]]}, result
+        # what the dashboard's statistic picker offers: long-term statistics with a sum, in an energy unit
+        offered = {s["statistic_id"]: s for s in ws.command("recorder/list_statistic_ids", statistic_type="sum")}
+        for meter in meters:
+            assert meter in offered, sorted(offered)
+            assert offered[meter]["has_sum"] and offered[meter]["unit_class"] == "energy", offered[meter]
+            assert offered[meter]["statistics_unit_of_measurement"] == "kWh", offered[meter]
+        # and the recorder's own statistics check (Developer tools → Statistics) has nothing to say about them
+        problems = ws.command("recorder/validate_statistics")
+        assert not meters & set(problems), problems
+
+
 def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon: subprocess.Popen[bytes],
                                         hass: HomeAssistant, tmp_path: Path) -> None:
     ha = hass
@@ -144,6 +205,9 @@ def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon
         bad = [e for e in demo if now.get(e, {}).get("state") == "unavailable"]
         assert not bad, bad
         time.sleep(0.5)
+
+    # --- the energy meters are accepted by the Energy dashboard, as Home Assistant itself validates them ---
+    check_energy_dashboard(ha, watcher)
 
     # --- a switch toggled in Home Assistant changes the simulated device, and HA shows what it reports ---
     sw_id = by_name(ha.states(), "demo_jbd charge")["entity_id"]  # type: ignore[index]
