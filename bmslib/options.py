@@ -88,7 +88,7 @@ OPTIONS: Final = (
            default=True),
     Option("sample_period", "float", "Seconds between two samples of a device",
            default=1.0, minimum=0, exclusive_minimum=True, example=5.0),
-    Option("publish_period", "float", "Minimum seconds between MQTT publishes; samples between are averaged",
+    Option("publish_period", "float", "Seconds between MQTT publishes of a device; samples between are averaged",
            default=1.0, minimum=0, exclusive_minimum=True, example=10.0),
     Option("invert_current", "bool",
            "Publish current and power positive while charging (false: positive while discharging)",
