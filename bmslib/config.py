@@ -85,6 +85,8 @@ class TypeInfo:
     switches: frozenset[str]  # switch names the type can set ("charge", "discharge", "balance")
     accepts_pin: bool = False  # pairs with a PIN
     accepts_key: bool = False  # reads encrypted advertisements with a key (Victron Instant Readout)
+    #: what is wrong with a PIN for this type (the message never contains the PIN), None when it will do
+    pin_problem: Callable[[str], str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -826,6 +828,9 @@ class _DeviceParser:
         if draft.pin is not None and known_type and not accepts_pin:
             sec.warn("pin", f"type {_show(draft.type)} does not use a PIN; ignored")
             draft.pin = None
+        if (draft.pin is not None and info is not None and info.pin_problem is not None
+                and (problem := info.pin_problem(draft.pin)) is not None):
+            sec.problem("pin", problem)
         if draft.key is not None:
             if known_type and not accepts_key:
                 sec.problem("key", f"type {_show(draft.type)} does not use a key "

@@ -21,7 +21,7 @@ from bmslib.drivers.sok import SokDriver
 from bmslib.drivers.supervolt import SupervoltDriver
 from bmslib.drivers.victron import decode_advertisements
 from bmslib.drivers.victron import make_driver as make_victron_driver
-from bmslib.protocol import ant, daly, jbd, jk, sok, supervolt
+from bmslib.protocol import ant, daly, jbd, jbd_auth, jk, sok, supervolt
 from bmslib.protocol.ant import AntCodec, Variant
 from bmslib.protocol.base import AdvertisementMatcher, Codec
 from bmslib.protocol.daly import DalyProtocol
@@ -50,6 +50,7 @@ class DeviceType:
     matchers: tuple[AdvertisementMatcher, ...] = ()
     accepts_pin: bool = False
     accepts_key: bool = False
+    pin_problem: Callable[[str], str | None] | None = None  # see TypeInfo
     in_demo: bool = True  # one simulated device of this type in --demo
     radio: bool = True  # False: no Bluetooth at all (dummy)
     #: `decode` for types whose input is not notification chunks (e.g. advertisements):
@@ -58,14 +59,15 @@ class DeviceType:
 
     def info(self) -> TypeInfo:
         return TypeInfo(name=self.name, switches=self.switches, accepts_pin=self.accepts_pin,
-                        accepts_key=self.accepts_key)
+                        accepts_key=self.accepts_key, pin_problem=self.pin_problem)
 
 
 def device_types() -> dict[str, DeviceType]:
     """All known device types by name."""
     types = (
         DeviceType("jbd", "JBD / Xiaoxiang / Overkill Smart BMS", JbdDriver, JbdDriver.switches,
-                   codec=jbd.JbdCodec, emulator=JbdEmulator, matchers=jbd.MATCHERS, accepts_pin=True),
+                   codec=jbd.JbdCodec, emulator=JbdEmulator, matchers=jbd.MATCHERS, accepts_pin=True,
+                   pin_problem=jbd_auth.password_problem),
         DeviceType("supervolt", "Supervolt (ASCII protocol: libatt…, SV12V… packs) and other E&J Technology BMS",
                    SupervoltDriver, SupervoltDriver.switches, codec=supervolt.SupervoltCodec,
                    emulator=SupervoltEmulator, matchers=supervolt.MATCHERS),

@@ -293,7 +293,7 @@ FULL_V2: dict[str, Any] = {
          "current_calibration": -1.0, "keep_alive": False, "note": "garage", "algorithm": "soc 90% 80%",
          "soc_calibration_days": 30},
         {"address": "C8:47:8C:00:00:02", "type": "victron", "alias": "shunt", "key": "0123456789abcdef0123456789abcdef"},
-        {"address": "C8:47:8C:00:00:03", "type": "jbd", "alias": "bat2", "pin": "1234"},
+        {"address": "C8:47:8C:00:00:03", "type": "jbd", "alias": "bat2", "pin": "123456"},
         {"address": "bat1, bat2", "type": "group_parallel", "alias": "bank"},
     ],
     "mqtt_broker": "192.168.1.10", "mqtt_port": 8883, "mqtt_user": "batmon", "mqtt_password": "pw",

@@ -13,11 +13,13 @@ import random
 
 import pytest
 
+from bmslib.config import ConfigError, parse_config
 from bmslib.device import DeviceStatus
 from bmslib.drivers.jbd import JbdDriver
 from bmslib.errors import BmsAuthError, BmsTimeoutError
 from bmslib.model import Sample
 from bmslib.protocol import jbd_auth
+from bmslib.registry import type_infos
 from bmslib.sampler import DeviceSampler, SamplerPolicy
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
@@ -189,6 +191,20 @@ async def test_malformed_pin_is_refused_without_echo(radio: SimRadio) -> None:
         await drv.connect()
     assert "12345" not in str(err.value)
     assert not drv.is_connected and em.writes == []
+
+
+@pytest.mark.parametrize("pin", ["12345", "1234567", "12345\u00e9"])
+def test_a_pin_the_jbd_app_could_not_set_is_a_config_error(pin: str) -> None:
+    """Found when the options are read, before anything starts, in one line without the PIN."""
+    data = {"devices": [{"address": "sim:jbd1", "type": "jbd", "alias": "b", "pin": pin}]}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, source="test", env={}, types=type_infos())
+    (line,) = err.value.problems
+    assert line.startswith("devices[0].pin: the JBD password must be 6 ASCII characters (the one set in the JBD app)")
+    assert pin not in line
+    ok = parse_config({"devices": [{**data["devices"][0], "pin": PASSWORD}]}, source="test", env={},
+                      types=type_infos())
+    assert ok.devices[0].pin == PASSWORD
 
 
 def test_emulator_refuses_a_password_the_bms_app_could_not_set() -> None:

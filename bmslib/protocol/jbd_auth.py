@@ -69,10 +69,18 @@ def encrypt(mac: bytes, secret: bytes, random: int) -> bytes:
     return bytes((((mac[i] if i < len(mac) else 0) ^ b) + random) & 0xFF for i, b in enumerate(secret))
 
 
+def password_problem(password: str) -> str | None:
+    """What is wrong with a user password (the message never contains it); None when it will do."""
+    if len(password) != USER_PASSWORD_LEN or not password.isascii():
+        return (f"the JBD password must be {USER_PASSWORD_LEN} ASCII characters (the one set in the JBD app); "
+                f"this one has {len(password)} character(s){'' if password.isascii() else ', not all ASCII'}")
+    return None
+
+
 def user_password_bytes(password: str) -> bytes:
     """The user password as sent: exactly six ASCII characters. Raises ValueError (never echoes it)."""
-    if len(password) != USER_PASSWORD_LEN or not password.isascii():
-        raise ValueError(f"the JBD password must be {USER_PASSWORD_LEN} ASCII characters")
+    if (problem := password_problem(password)) is not None:
+        raise ValueError(problem)
     return password.encode("ascii")
 
 
