@@ -33,7 +33,10 @@ _LOG = logging.getLogger("batmon")
 
 SampleHook = Callable[[DeviceStatus, Sample], Awaitable[None]]
 AVAILABILITY_CHECK = 1.0  # [s]
-METER_PUBLISH_PERIOD = 30.0  # [s] meters go to the sinks this often (and at start and shutdown)
+#: [s] a device's meters go to the sinks this often, right after one of its samples (and for every
+#: device at start and shutdown): after the states, so a burst of meters never holds up the states, and
+#: each device on its own sampling phase, so the meters of many devices do not all leave at once
+METER_PUBLISH_PERIOD = 30.0
 STATE_SAVE_PERIOD = 30.0  # [s] meter states are saved this often (and at shutdown)
 EXIT_OK, EXIT_WATCHDOG = 0, 1
 
@@ -58,6 +61,7 @@ class DeviceRuntime:
     averager: Averager = field(default_factory=Averager)
     schedule: PublishSchedule = field(default_factory=lambda: PublishSchedule(1.0))
     force_publish: bool = False
+    meters_due: float = 0.0  # [monotonic s] when this device's meters go to the sinks next
 
 
 def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random) -> Emulator:
@@ -77,7 +81,7 @@ class App:
     def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
                  backend: BleBackend = SYSTEM, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
                  state_dir: Path | None = None, watchdog_timeout: float | None = None,
-                 save_interval: float = STATE_SAVE_PERIOD) -> None:
+                 save_interval: float = STATE_SAVE_PERIOD, meter_period: float = METER_PUBLISH_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
         self.backend = backend
@@ -104,6 +108,7 @@ class App:
         # energy meters, charge algorithms (their state is kept in state_dir; without one, in memory only)
         self._persist = state_dir is not None
         self.save_interval = save_interval
+        self.meter_period = meter_period
         self.meter_book = MeterBook(self.state_dir / METER_FILE, log=_LOG)
         self.algorithms: dict[str, AlgorithmRunner] = {}
         for alias, rt in self.devices.items():
@@ -215,7 +220,9 @@ class App:
             algorithm.load()
 
     def _publish_meters(self) -> None:
+        due = time.monotonic() + self.meter_period
         for alias, rt in self.devices.items():
+            rt.meters_due = due
             self._to_sinks("on_meters", rt.status, self.meter_book.readings(alias))
 
     async def _save_state(self) -> None:
@@ -223,16 +230,11 @@ class App:
             await asyncio.to_thread(self.meter_book.save, self.meter_book.document())
 
     async def _state_loop(self) -> None:
-        now = time.monotonic()
-        next_publish, next_save = now + METER_PUBLISH_PERIOD, now + self.save_interval
+        next_save = time.monotonic() + self.save_interval
         while not self.stop_event.is_set():
-            await self._sleep(max(0.01, min(next_publish, next_save) - time.monotonic()))
-            now = time.monotonic()
-            if now >= next_publish:
-                next_publish = now + METER_PUBLISH_PERIOD
-                self._publish_meters()
-            if now >= next_save and not self.stop_event.is_set():
-                next_save = now + self.save_interval
+            await self._sleep(max(0.01, next_save - time.monotonic()))
+            if time.monotonic() >= next_save and not self.stop_event.is_set():
+                next_save = time.monotonic() + self.save_interval
                 await self._save_state()
 
     # --- pipeline ---
@@ -258,6 +260,9 @@ class App:
             if avg is not None:
                 rt.schedule.published(avg, now, sample.power)
                 self._to_sinks("on_publish", status, avg)
+        if now >= rt.meters_due:
+            rt.meters_due = now + self.meter_period
+            self._to_sinks("on_meters", status, self.meter_book.readings(status.alias))
 
     def _to_sinks(self, method: str, *args: object) -> None:
         for sink in self.sinks:

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,19 @@ class RecordingSink(Sink):
         self.samples: list[tuple[float, str, Sample]] = []
         self.published: list[tuple[float, str, Sample]] = []
         self.availability: list[tuple[str, bool]] = []
+        self.events: list[tuple[str, str]] = []  # (what, alias) in the order the sink got them
         self.stopped = False
 
     def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
         self.samples.append((time.monotonic(), device.alias, sample))
+        self.events.append(("sample", device.alias))
 
     def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
         self.published.append((time.monotonic(), device.alias, sample))
+        self.events.append(("publish", device.alias))
+
+    def on_meters(self, device: DeviceStatus, meters: Mapping[str, float]) -> None:
+        self.events.append(("meters", device.alias))
 
     def on_availability(self, device: DeviceStatus, available: bool) -> None:
         self.availability.append((device.alias, available))
@@ -169,6 +176,30 @@ async def test_publishes_average_voltage_current_power_and_resets_the_window() -
             assert pub.current == pytest.approx(mean_i, rel=1e-9, abs=1e-9)
             assert pub.soc == window[-1].soc  # other fields: the latest value
         prev_t = t_pub
+
+
+async def test_meters_follow_a_devices_states_each_device_on_its_own() -> None:
+    """At start every device's meters go out; then a device's meters follow its own sample and published
+    states, every meter period (so they never hold up states, and devices do not send them all at once);
+    at shutdown every device's meters go out once more."""
+    cfg = config([{"address": "x", "type": "dummy", "alias": "a"}, {"address": "y", "type": "dummy", "alias": "b"}],
+                 sample_period=0.1, publish_period=0.1)
+    sink = RecordingSink()
+    app = App(cfg, sinks=[sink], meter_period=0.5)
+    async with running(app):
+        await asyncio.sleep(2.3)
+    ev = sink.events
+    assert ev[:2] == [("meters", "a"), ("meters", "b")]
+    assert ev[-2:] == [("meters", "a"), ("meters", "b")]
+    body = ev[2:-2]
+    for alias in ("a", "b"):
+        at = [k for k, e in enumerate(body) if e == ("meters", alias)]
+        assert 3 <= len(at) <= 5, (alias, at)
+        for k in at:
+            assert body[k - 2:k] == [("sample", alias), ("publish", alias)], body[k - 3:k + 1]
+        samples = [k for k, e in enumerate(body) if e == ("sample", alias)]
+        between = [sum(1 for s in samples if a < s < b) for a, b in itertools.pairwise(at)]
+        assert all(2 <= n <= 8 for n in between), between  # about every 0.5 s of 0.1 s samples
 
 
 async def test_a_power_jump_publishes_at_once() -> None:
