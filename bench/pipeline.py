@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  for d in devices if d["address"].startswith("sim:")}
     with tempfile.TemporaryDirectory(prefix="batmon-bench-") as tmp:
         directory = Path(tmp)
-        broker = Broker(directory / "broker")
+        broker = Broker(directory / "broker", extra_conf=("set_tcp_nodelay true",) if args.broker_nodelay else ())
         broker.start()
         watcher = Watcher(broker).start()
         daemon: Daemon | None = None
@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "devices": args.devices, "types": dict(collections.Counter(type_of.values())),
         "period": args.period, "seconds": round(t1 - t0, 2), "response_time": args.response_time,
-        "bytecode": args.bytecode,
+        "bytecode": args.bytecode, "broker_nodelay": args.broker_nodelay,
         "samples_per_s": samples / window, "published_per_s": publishes / window,
         "mqtt_messages_per_s": len(messages) / (t1 - t0),
         "cpu_us_per_published": cpu / publishes * 1e6 if publishes else float("nan"),
@@ -271,7 +271,8 @@ def report(r: dict[str, Any]) -> str:
     lines = [
         f"machine: {r['machine']}",
         f"{r['devices']} device(s) ({mix}), sample and publish period {r['period']:g} s, "
-        f"measured {r['seconds']:g} s, bytecode: {r['bytecode']}",
+        f"measured {r['seconds']:g} s, bytecode: {r['bytecode']}, broker TCP_NODELAY: "
+        f"{'on' if r.get('broker_nodelay') else 'off (mosquitto default)'}",
         f"samples/s                 {r['samples_per_s']:9.2f}   (published samples/s {r['published_per_s']:.2f})",
         f"MQTT messages/s           {r['mqtt_messages_per_s']:9.1f}   (received by the subscriber)",
         f"CPU per published sample  {r['cpu_us_per_published']:9.0f} us (daemon process user+sys; "
@@ -312,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--response-time", type=float, default=0.0,
                    help="every simulated device waits this long before each answer [s]")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds after every device's first sample")
+    p.add_argument("--broker-nodelay", action="store_true",
+                   help="the broker sets TCP_NODELAY on its sockets (mosquitto's set_tcp_nodelay; off by default)")
     p.add_argument("--no-trace", action="store_true", help="no frame trace (no latency figures)")
     p.add_argument("--bytecode", choices=("source", "compiled"), default="source",
                    help="source: the daemon compiles its modules at start (PYTHONDONTWRITEBYTECODE, as the add-on "

@@ -86,7 +86,8 @@ class Broker(ServerProcess):
 
     name = "mosquitto"
 
-    def __init__(self, directory: Path, *, tls: bool = False, users: dict[str, str] | None = None) -> None:
+    def __init__(self, directory: Path, *, tls: bool = False, users: dict[str, str] | None = None,
+                 extra_conf: tuple[str, ...] = ()) -> None:
         super().__init__(directory, "mosquitto.log")
         self.tls = tls
         self.ca_cert: Path | None = None
@@ -106,6 +107,7 @@ class Broker(ServerProcess):
                 subprocess.run([mosquitto_passwd_binary(), *(["-c"] if n == 0 else []), "-b", str(passwords), user,
                                 password], check=True, capture_output=True)
             lines.append(f"password_file {passwords}")
+        lines.extend(extra_conf)
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
 
