@@ -3,14 +3,15 @@
     .venv/bin/python bench/pipeline.py --devices 10 --seconds 60 [--period 1] [--types jbd,daly]
                                        [--response-time 0.05] [--json out.json]
 
-Starts mosquitto (tests/mqtt_broker.py), a subscriber to ``#``, and the daemon as a process of its
+Starts mosquitto (tests/mqtt_broker.py), a subscriber to the cycle states (for the latency), a
+subscriber process to ``#`` (bench/_count.py, for the message rate), and the daemon as a process of its
 own (bench/_daemon.py: ``main.py`` plus a frame trace and counters) with N ``sim:`` devices of the
 given types in turn, sampled and published every ``--period`` seconds. After all devices have
 delivered a sample and ``--warmup`` seconds more, it measures for ``--seconds`` and prints:
 
 * samples/s and published samples/s (the daemon's own counters);
-* MQTT messages/s as the subscriber receives them (states, availability, meters; discovery is
-  sent at start, before the window);
+* MQTT messages/s as the counting subscriber receives them (states, availability, meters; discovery
+  is sent at start, before the window);
 * CPU time of the daemon process per published sample (user + sys from /proc/<pid>/stat over the
   window, in microseconds; the emulators run inside that process and are included);
 * peak RSS of the daemon process (VmHWM, whole run);
@@ -164,6 +165,43 @@ def wait_ready(daemon: Daemon, aliases: list[str], timeout: float) -> None:
         time.sleep(0.2)
 
 
+class Counter:
+    """bench/_count.py: a subscriber to ``#`` in a process of its own; :meth:`read` asks it for
+    (monotonic time, messages so far)."""
+
+    def __init__(self, path: Path, broker: Broker, timeout: float = 10.0) -> None:
+        self.path = path
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench._count", "--host", broker.host, "--port",
+                                      str(broker.port), "--out", str(path)], cwd=ROOT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not (path.exists() and "subscribed" in path.read_text()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError("the counting subscriber did not subscribe")
+            time.sleep(0.05)
+        time.sleep(0.1)  # let the subscription settle
+
+    def read(self, timeout: float = 5.0) -> tuple[float, int]:
+        before = len(self.path.read_text().splitlines())
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while len(lines := self.path.read_text().splitlines()) == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the counting subscriber did not answer")
+            time.sleep(0.01)
+        at, count = lines[-1].split()
+        return float(at), int(count)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     types = [t.strip() for t in args.types.split(",") if t.strip()]
     known = device_types()
@@ -179,9 +217,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         directory = Path(tmp)
         broker = Broker(directory / "broker", extra_conf=("set_tcp_nodelay true",) if args.broker_nodelay else ())
         broker.start()
-        watcher = Watcher(broker).start()
+        # latency: a subscriber to the cycle states only, so that it is not busy with the other messages
+        # when one arrives; the count of all messages comes from a subscriber process of its own
+        watcher = Watcher(broker, topics=(f"+/{CYCLES_TOPIC}",)).start()
+        counter: Counter | None = None
         daemon: Daemon | None = None
         try:
+            counter = Counter(directory / "count", broker)
             options = {"devices": devices, "sample_period": args.period, "publish_period": args.period,
                        "keep_alive": True, **broker.options()}
             daemon = Daemon(directory, options, trace=not args.no_trace, response_time=args.response_time,
@@ -194,9 +236,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stall_file = directory / "stalls"
             probe = subprocess.Popen([sys.executable, "-m", "bench._probe", "--seconds", str(args.seconds + 0.5),
                                       "--out", str(stall_file)], cwd=ROOT, stdin=subprocess.DEVNULL)
-            t0, cpu0, s0 = time.monotonic(), cpu_times(daemon.pid), daemon.stats()
+            t0, cpu0, s0, m0 = time.monotonic(), cpu_times(daemon.pid), daemon.stats(), counter.read()
             time.sleep(args.seconds)
-            t1, cpu1, s1 = time.monotonic(), cpu_times(daemon.pid), daemon.stats()
+            t1, cpu1, s1, m1 = time.monotonic(), cpu_times(daemon.pid), daemon.stats(), counter.read()
             probe.wait(10)
             stalls = read_stalls(stall_file)
             memory = memory_mb(daemon.pid)
@@ -205,6 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             gc.enable()
             code = daemon.stop() if daemon is not None else None
+            if counter is not None:
+                counter.stop()
             watcher.stop()
             broker.stop()
         if code not in (0, None):
@@ -242,7 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "period": args.period, "seconds": round(t1 - t0, 2), "response_time": args.response_time,
         "bytecode": args.bytecode, "broker_nodelay": args.broker_nodelay,
         "samples_per_s": samples / window, "published_per_s": publishes / window,
-        "mqtt_messages_per_s": len(messages) / (t1 - t0),
+        "mqtt_messages_per_s": (m1[1] - m0[1]) / (m1[0] - m0[0]),
         "cpu_us_per_published": cpu / publishes * 1e6 if publishes else float("nan"),
         "cpu_percent": 100 * cpu / (t1 - t0), "cpu_user_s": user, "cpu_sys_s": system,
         "cpu_us_per_sample": cpu / samples * 1e6 if samples else float("nan"),
@@ -274,7 +318,7 @@ def report(r: dict[str, Any]) -> str:
         f"measured {r['seconds']:g} s, bytecode: {r['bytecode']}, broker TCP_NODELAY: "
         f"{'on' if r.get('broker_nodelay') else 'off (mosquitto default)'}",
         f"samples/s                 {r['samples_per_s']:9.2f}   (published samples/s {r['published_per_s']:.2f})",
-        f"MQTT messages/s           {r['mqtt_messages_per_s']:9.1f}   (received by the subscriber)",
+        f"MQTT messages/s           {r['mqtt_messages_per_s']:9.1f}   (received by a subscriber to #)",
         f"CPU per published sample  {r['cpu_us_per_published']:9.0f} us (daemon process user+sys; "
         f"{r['cpu_percent']:.2f} % of one core; user {r['cpu_user_s']:.2f} s, sys {r['cpu_sys_s']:.2f} s; "
         f"{r['cpu_us_per_sample']:.0f} us per sample)",
