@@ -4,6 +4,7 @@ they rely on numbers frames so that a published cycle count names its frame."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,8 @@ def test_pipeline_bench_runs_and_prints_its_figures(tmp_path: Path) -> None:
     assert figures["samples_per_s"] > 0
     assert figures["published_per_s"] > 0
     assert figures["mqtt_messages_per_s"] > 0
-    assert figures["cpu_us_per_published"] > 0
+    # process CPU time comes in clock ticks (10 ms): a one-second window of this small run may hold none
+    assert math.isfinite(figures["cpu_us_per_published"]) and figures["cpu_us_per_published"] >= 0
     assert figures["peak_rss_mb"] > 10
     assert figures["latency_ms"]["n"] >= 1  # the jbd device's cycles states matched traced frames
     assert figures["latency_ms"]["p99"] >= figures["latency_ms"]["p50"] > 0
