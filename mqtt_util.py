@@ -286,6 +286,27 @@ class _Slot:
         return self.payload
 
 
+@dataclass(slots=True)
+class _Window:
+    """A sliding window: at most ``limit`` events within ``seconds``. ``just_filled`` is true after the
+    first event turned away since the last one let in (so "over the limit" is said once per episode)."""
+
+    times: deque[float] = field(default_factory=deque)
+    full: bool = False
+    just_filled: bool = False
+
+    def admit(self, now: float, limit: int, seconds: float) -> bool:
+        while self.times and now - self.times[0] >= seconds:
+            self.times.popleft()
+        if len(self.times) >= limit:
+            self.just_filled = not self.full
+            self.full = True
+            return False
+        self.full = self.just_filled = False
+        self.times.append(now)
+        return True
+
+
 @dataclass
 class _Device:
     alias: str
@@ -301,10 +322,8 @@ class _Device:
     info: DeviceInfo | None = None
     echo_switches_until: float = -math.inf
     resend: asyncio.TimerHandle | None = None
-    commands: deque[float] = field(default_factory=deque)
-    dropping: bool = False
-    rejected: deque[float] = field(default_factory=deque)  # when refused commands were logged
-    rejecting: bool = False  # refused commands are not logged for now
+    commands: _Window = field(default_factory=_Window)  # switch commands passed on
+    refusals: _Window = field(default_factory=_Window)  # refused commands logged
     #: the state topics to publish (one slot per topic) and the switch mirrors on_sample sends; made from
     #: ``entities`` when needed (None: entities changed)
     plan: tuple[list[_Slot], list[_Slot]] | None = None
@@ -602,32 +621,19 @@ class MqttSink(Sink):
     def _refused(self, dev: _Device, message: str, *args: object) -> None:
         """Log a refused command; not more than ``commands_per_window`` per window and device (a flood of bad
         commands must not flood the log)."""
-        now = self.clock()
-        while dev.rejected and now - dev.rejected[0] >= self.command_window:
-            dev.rejected.popleft()
-        if len(dev.rejected) >= self.commands_per_window:
-            if not dev.rejecting:
-                dev.rejecting = True
-                _LOG.warning("%s: more than %d refused switch commands within %.0f s; not logging them for now",
-                             dev.alias, self.commands_per_window, self.command_window)
-            return
-        dev.rejecting = False
-        dev.rejected.append(now)
-        _LOG.warning(message, *args)
+        if dev.refusals.admit(self.clock(), self.commands_per_window, self.command_window):
+            _LOG.warning(message, *args)
+        elif dev.refusals.just_filled:
+            _LOG.warning("%s: more than %d refused switch commands within %.0f s; not logging them for now",
+                         dev.alias, self.commands_per_window, self.command_window)
 
     def _rate_ok(self, dev: _Device) -> bool:
-        now = self.clock()
-        while dev.commands and now - dev.commands[0] >= self.command_window:
-            dev.commands.popleft()
-        if len(dev.commands) >= self.commands_per_window:
-            if not dev.dropping:
-                dev.dropping = True
-                _LOG.warning("%s: more than %d switch commands within %.0f s; dropping commands for now",
-                             dev.alias, self.commands_per_window, self.command_window)
-            return False
-        dev.dropping = False
-        dev.commands.append(now)
-        return True
+        if dev.commands.admit(self.clock(), self.commands_per_window, self.command_window):
+            return True
+        if dev.commands.just_filled:
+            _LOG.warning("%s: more than %d switch commands within %.0f s; dropping commands for now",
+                         dev.alias, self.commands_per_window, self.command_window)
+        return False
 
     def _schedule_republish(self) -> None:
         if self._birth_task is not None and not self._birth_task.done():
