@@ -5,11 +5,15 @@ Nothing here replaces project code: drivers, the transport, bleak and the emulat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
+from bmslib.app import App
 from bmslib.ble.backend import BleBackend
 from bmslib.config import DeviceConfig
 from bmslib.drivers.base import Driver
@@ -65,3 +69,15 @@ def fast_types() -> dict[str, DeviceType]:
     types = device_types()
     types["jbd"] = dataclasses.replace(types["jbd"], driver=FastJbd)
     return types
+
+
+@contextlib.asynccontextmanager
+async def app_running(app: App, *, stop_timeout: float = 15.0) -> AsyncIterator[asyncio.Task[int]]:
+    """The app running in the background for the block (its task is yielded); then stopped, and its end
+    awaited for at most ``stop_timeout`` seconds."""
+    task = asyncio.create_task(app.run())
+    try:
+        yield task
+    finally:
+        app.request_stop()
+        await asyncio.wait_for(task, stop_timeout)

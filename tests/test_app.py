@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -18,10 +17,11 @@ from bmslib.config import AppConfig, parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
 from bmslib.registry import type_infos
+from bmslib.sim.emulator import Emulator
 from bmslib.sim.jk import Jk04Emulator
 from bmslib.sim.radio import SimRadio
 from bmslib.sinks.base import Sink
-from tests.sim_helpers import add_emulator, fast_types
+from tests.sim_helpers import add_emulator, app_running, fast_types
 
 
 class RecordingSink(Sink):
@@ -62,16 +62,6 @@ def config(devices: list[dict[str, Any]], **options: Any) -> AppConfig:
     return parse_config(data, source="test", env={}, types=type_infos(fast_types()))
 
 
-@contextlib.asynccontextmanager
-async def running(app: App):  # type: ignore[no-untyped-def]
-    task = asyncio.create_task(app.run())
-    try:
-        yield task
-    finally:
-        app.request_stop()
-        await asyncio.wait_for(task, 10)
-
-
 def max_gap(times: list[float]) -> float:
     return max(b - a for a, b in itertools.pairwise(times))
 
@@ -87,7 +77,7 @@ async def test_dead_device_delays_a_healthy_one_by_at_most_its_timeout(concurren
     dead = app.radio.by_sim_id("dead")
     assert dead is not None
     dead.faults.mute = True  # connects, never answers
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(4.0)
     good = sink.times("good")
     assert len(good) >= 8
@@ -99,9 +89,9 @@ async def test_dead_device_delays_a_healthy_one_by_at_most_its_timeout(concurren
         assert len(good) >= 15  # nearly every 0.2 s period
 
 
-async def test_device_not_found_backs_off_without_blocking_others() -> None:
-    cfg = config([{"address": "sim:good", "type": "jbd", "alias": "good"},
-                  {"address": "sim:gone", "type": "jbd", "alias": "gone"}])
+def app_with_a_missing_device(aliases: list[str], scan_timeout: float) -> tuple[App, RecordingSink, Emulator]:
+    """Simulated JBDs named by ``aliases`` (in that order), of which "gone" never shows up in a scan."""
+    cfg = config([{"address": f"sim:{alias}", "type": "jbd", "alias": alias} for alias in aliases])
     sink = RecordingSink()
     app = App(cfg, types=fast_types(), sinks=[sink])
     assert app.radio is not None
@@ -109,8 +99,13 @@ async def test_device_not_found_backs_off_without_blocking_others() -> None:
     assert gone is not None
     gone.faults.hidden = True
     for rt in app.devices.values():
-        rt.driver.transport.scan_timeout = 0.5  # type: ignore[attr-defined]
-    async with running(app):
+        rt.driver.transport.scan_timeout = scan_timeout  # type: ignore[attr-defined]
+    return app, sink, gone
+
+
+async def test_device_not_found_backs_off_without_blocking_others() -> None:
+    app, sink, gone = app_with_a_missing_device(["good", "gone"], scan_timeout=0.5)
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(3.0)
         status = app.devices["gone"].status
         assert status.errors == 1  # one attempt, then backing off 5 s
@@ -121,18 +116,9 @@ async def test_device_not_found_backs_off_without_blocking_others() -> None:
 
 
 async def test_a_scan_for_a_missing_device_does_not_hold_up_the_connects_of_others() -> None:
-    cfg = config([{"address": "sim:gone", "type": "jbd", "alias": "gone"},  # first: it starts scanning first
-                  {"address": "sim:good", "type": "jbd", "alias": "good"}])
-    sink = RecordingSink()
-    app = App(cfg, types=fast_types(), sinks=[sink])
-    assert app.radio is not None
-    gone = app.radio.by_sim_id("gone")
-    assert gone is not None
-    gone.faults.hidden = True
-    for rt in app.devices.values():
-        rt.driver.transport.scan_timeout = 2.0  # type: ignore[attr-defined]
+    app, sink, _ = app_with_a_missing_device(["gone", "good"], scan_timeout=2.0)  # gone first: it scans first
     start = time.monotonic()
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(1.5)
     good = sink.times("good")
     assert good and good[0] - start < 1.0  # not after gone's 2 s scan
@@ -145,7 +131,7 @@ async def test_device_goes_unavailable_after_expiry_and_back_with_the_next_sampl
     assert app.radio is not None
     em = app.radio.by_sim_id("b1")
     assert em is not None
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(0.8)
         assert sink.availability == [("b1", True)]
         em.faults.mute = True
@@ -162,7 +148,7 @@ async def test_publishes_average_voltage_current_power_and_resets_the_window() -
     cfg = config([{"address": "x", "type": "dummy", "alias": "d"}], sample_period=0.1, publish_period=0.5)
     sink = RecordingSink()
     app = App(cfg, sinks=[sink])
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(2.2)
     assert 3 <= len(sink.published) <= 6
     assert len(sink.samples) >= 15
@@ -186,7 +172,7 @@ async def test_meters_follow_a_devices_states_each_device_on_its_own() -> None:
                  sample_period=0.1, publish_period=0.1)
     sink = RecordingSink()
     app = App(cfg, sinks=[sink], meter_period=0.5)
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(2.3)
     ev = sink.events
     assert ev[:2] == [("meters", "a"), ("meters", "b")]
@@ -208,7 +194,7 @@ async def test_a_power_jump_publishes_at_once() -> None:
     app = App(cfg, sinks=[sink])
     battery = app.devices["d"].driver.battery()  # type: ignore[attr-defined]
     battery.load = lambda t: 5.0
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(0.6)
         assert len(sink.published) == 1  # the first sample; next regular publish in 30 s
         battery.load = lambda t: 60.0  # a load switches on
@@ -237,7 +223,7 @@ async def test_watchdog_exits_with_status_1_when_no_device_samples() -> None:
 async def test_watchdog_stays_quiet_while_samples_flow() -> None:
     cfg = config([{"address": "x", "type": "dummy", "alias": "d"}], watchdog=True)
     app = App(cfg, sinks=[RecordingSink()], watchdog_timeout=0.5)
-    async with running(app) as task:
+    async with app_running(app, stop_timeout=10) as task:
         await asyncio.sleep(1.5)
         assert not task.done()
     assert app.exit_code == 0
@@ -250,7 +236,7 @@ async def test_switch_command_runs_between_reads_and_reads_back() -> None:
     assert app.radio is not None
     em = app.radio.by_sim_id("b1")
     assert em is not None
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(0.6)
         n = len(sink.published)
         assert app.request_switch("b1", "discharge", False)
@@ -268,7 +254,7 @@ async def test_shutdown_stops_sinks_and_disconnects() -> None:
     app = App(cfg, types=fast_types(), sinks=[sink])
     assert app.radio is not None
     em = app.radio.by_sim_id("b1")
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(0.5)
         assert em is not None and em.link is not None
     assert sink.stopped
@@ -309,7 +295,7 @@ async def test_offered_switches_narrow_to_what_the_detected_variant_can_switch()
                   {"address": "sim:d2", "type": "daly_modbus", "alias": "d2"}])
     app = App(cfg, sinks=[RecordingSink()])
     assert app.devices["d1"].status.switches == {"charge", "discharge"}  # the type's, before connecting
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(1.5)
         assert app.devices["d1"].status.samples > 0
         assert app.devices["d1"].status.switches == {"charge"}
@@ -323,7 +309,7 @@ async def test_a_jk04_found_under_type_jk_offers_only_the_balancer() -> None:
     cfg = config([{"address": "sim:k1", "type": "jk", "alias": "k1"}])
     app = App(cfg, sinks=[RecordingSink()], radio=radio)
     assert app.devices["k1"].status.switches == {"charge", "discharge", "balance"}
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await asyncio.sleep(2.0)
         assert app.devices["k1"].status.samples > 0
         assert app.devices["k1"].status.switches == {"balance"}

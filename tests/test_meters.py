@@ -22,6 +22,7 @@ from bmslib.model import Reading, Sample
 from bmslib.registry import DeviceType, device_types, type_infos
 from bmslib.sinks.base import Sink
 from tests.helpers import fuzz_settings
+from tests.sim_helpers import app_running
 
 KWH = 3.6e6  # W s
 
@@ -248,10 +249,8 @@ async def run_app(devices: list[dict[str, Any]], seconds: float, state_dir: Path
                        source="test", env={}, types=type_infos(types))
     sink = MeterSink()
     app = App(cfg, types=types, sinks=[sink], state_dir=state_dir)
-    task = asyncio.create_task(app.run())
-    await asyncio.sleep(seconds)
-    app.request_stop()
-    await asyncio.wait_for(task, 10)
+    async with app_running(app, stop_timeout=10):
+        await asyncio.sleep(seconds)
     return app, sink
 
 

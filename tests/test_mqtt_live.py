@@ -29,7 +29,7 @@ from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from mqtt_util import RECORD_FILE, MqttSink, daemon_status_topic
 from tests.mqtt_broker import Broker, Watcher, broker, make_test_ca, tls_broker, wait_for, watcher
-from tests.sim_helpers import fast_types
+from tests.sim_helpers import app_running, fast_types
 
 __all__ = ["broker", "tls_broker", "watcher"]  # fixtures
 
@@ -73,12 +73,8 @@ async def running(config: AppConfig, state_dir: Path, **sink_options: Any) -> As
     sink = MqttSink(config, app.sign, request_switch=request_switch,
                     statuses=lambda: [rt.status for rt in app.devices.values()], state_dir=state_dir, **options)
     app.sinks.append(sink)
-    task = asyncio.create_task(app.run())
-    try:
+    async with app_running(app):
         yield Running(app, sink, commands)
-    finally:
-        app.request_stop()
-        await asyncio.wait_for(task, 15)
 
 
 def discovery_of(w: Watcher, node: str, since: float = 0.0) -> dict[str, dict[str, Any]]:

@@ -33,6 +33,7 @@ from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from mqtt_util import COMMAND_WINDOW, COMMANDS_PER_WINDOW, MqttSink
 from tests.mqtt_broker import Broker, broker, wait_for
+from tests.sim_helpers import app_running
 
 __all__ = ["broker"]  # fixture
 
@@ -103,12 +104,8 @@ async def running_app(b: Broker, state_dir: Path) -> AsyncIterator[App]:
                            "concurrent_sampling": True, **b.options()},
                           source="test", env={}, types=type_infos())
     app = App(config, state_dir=state_dir)  # default sinks: the MQTT sink with its default rate limit
-    task = asyncio.create_task(app.run())
-    try:
+    async with app_running(app):
         yield app
-    finally:
-        app.request_stop()
-        await asyncio.wait_for(task, 15)
 
 
 async def test_a_command_flood_neither_starves_sampling_nor_hammers_the_bms(

@@ -22,6 +22,7 @@ from bmslib.config import parse_config
 from bmslib.registry import type_infos
 from mqtt_util import MqttSink
 from tests.mqtt_broker import Broker, Watcher, make_test_ca, wait_for
+from tests.sim_helpers import app_running
 
 DEVICES = [{"address": "sim:jbd1", "type": "jbd", "alias": "jbd1"}]
 
@@ -32,12 +33,8 @@ async def running(b: Broker, state_dir: Path, **options: object) -> AsyncIterato
                            **options}, source="test", env={}, types=type_infos())
     app = App(config, state_dir=state_dir)
     sink = next(s for s in app.sinks if isinstance(s, MqttSink))
-    task = asyncio.create_task(app.run())
-    try:
+    async with app_running(app):
         yield app, sink
-    finally:
-        app.request_stop()
-        await asyncio.wait_for(task, 15)
 
 
 @pytest.mark.parametrize("password", ["right", "wrong"])
