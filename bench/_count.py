@@ -2,14 +2,17 @@
 
     python -m bench._count --host H --port P --out FILE
 
-On SIGUSR1 it appends ``<monotonic time> <messages so far>`` to FILE; SIGTERM ends it. bench/pipeline.py
-counts MQTT messages/s with it, so that handling every message of the daemon does not compete for the
-interpreter with the subscriber that times the latency (that one subscribes to the cycle states only).
+Once subscribed, and again at every SIGUSR1, it writes ``{"mono": <monotonic time>, "messages": <so far>}``
+to FILE (as bench/_daemon.py writes its counters); SIGTERM ends it. bench/pipeline.py counts MQTT
+messages/s with it, so that handling every message of the daemon does not compete for the interpreter
+with the subscriber that times the latency (that one subscribes to the cycle states only).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import time
@@ -29,21 +32,27 @@ def main() -> int:
     out = Path(args.out)
     count = 0
 
+    def write() -> None:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps({"mono": time.monotonic(), "messages": count}))
+        os.replace(tmp, out)
+
     def on_connect(client: paho.Client, userdata: object, flags: object, rc: object, props: object) -> None:
         client.subscribe("#", 0)
-        with out.open("a", encoding="ascii") as f:
-            f.write("subscribed\n")
+
+    def on_subscribe(client: paho.Client, userdata: object, mid: int, codes: object, props: object) -> None:
+        write()  # the file exists: SIGUSR1 is handled from now on
 
     def on_message(client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         nonlocal count
         count += 1
 
     def on_usr1(signum: int, frame: FrameType | None) -> None:
-        with out.open("a", encoding="ascii") as f:
-            f.write(f"{time.monotonic():.6f} {count}\n")
+        write()
 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-count-{time.monotonic_ns()}")
     client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
     client.on_message = on_message
     signal.signal(signal.SIGUSR1, on_usr1)
     signal.signal(signal.SIGTERM, lambda signum, frame: client.disconnect())

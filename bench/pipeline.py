@@ -81,6 +81,46 @@ def device_list(n: int, types: list[str]) -> list[dict[str, Any]]:
     return devices
 
 
+def started(proc: subprocess.Popen[bytes], path: Path, timeout: float) -> bool:
+    """Wait for ``proc`` to write ``path`` (it does once it handles SIGUSR1; before that, the signal would
+    kill it). False when it ended or did not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def ask(proc: subprocess.Popen[bytes], path: Path, timeout: float) -> dict[str, Any] | None:
+    """SIGUSR1 to ``proc``, then the JSON it writes to ``path`` in answer (its "mono" not before the
+    question); None when the process has ended. Raises RuntimeError when no answer comes in time."""
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGUSR1)
+    deadline = asked + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            data: dict[str, Any] = json.loads(path.read_text())
+            if data["mono"] >= asked:
+                return data
+        time.sleep(0.01)
+    raise RuntimeError(f"no answer to SIGUSR1 within {timeout:g} s")
+
+
+def end(proc: subprocess.Popen[bytes], grace: float) -> int:
+    """SIGTERM, then SIGKILL if ``proc`` has not ended after ``grace`` seconds; its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
 class Daemon:
     """The daemon process (bench/_daemon.py) and its counters."""
 
@@ -118,39 +158,17 @@ class Daemon:
 
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """Ask for the counters (SIGUSR1) and wait for the fresh file."""
-        self._wait_started(timeout=30.0)
-        asked = time.monotonic()
-        self.proc.send_signal(signal.SIGUSR1)
-        deadline = asked + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {self.proc.returncode}; see {self.log}:\n"
-                                   + self.log.read_text()[-3000:])
-            with contextlib.suppress(OSError, ValueError):
-                data: dict[str, Any] = json.loads(self.stats_file.read_text())
-                if data["mono"] >= asked:
-                    return data
-            time.sleep(0.01)
-        raise RuntimeError("the daemon did not answer SIGUSR1")
-
-    def _wait_started(self, timeout: float) -> None:
-        """The daemon writes its stats file once it handles SIGUSR1 (before that, the signal would kill it)."""
-        deadline = time.monotonic() + timeout
-        while not self.stats_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the daemon did not start (exit status {self.proc.returncode}); see {self.log}:\n"
-                                   + self.log.read_text()[-3000:])
-            time.sleep(0.02)
+        if not started(self.proc, self.stats_file, timeout=30.0):
+            raise RuntimeError(f"the daemon did not start (exit status {self.proc.returncode}); see {self.log}:\n"
+                               + self.log.read_text()[-3000:])
+        data = ask(self.proc, self.stats_file, timeout)
+        if data is None:
+            raise RuntimeError(f"the daemon exited with {self.proc.returncode}; see {self.log}:\n"
+                               + self.log.read_text()[-3000:])
+        return data
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+        return end(self.proc, 15)
 
 
 def wait_ready(daemon: Daemon, aliases: list[str], timeout: float) -> None:
@@ -165,7 +183,7 @@ def wait_ready(daemon: Daemon, aliases: list[str], timeout: float) -> None:
         time.sleep(0.2)
 
 
-class Counter:
+class MessageCounter:
     """bench/_count.py: a subscriber to ``#`` in a process of its own; :meth:`read` asks it for
     (monotonic time, messages so far)."""
 
@@ -173,33 +191,18 @@ class Counter:
         self.path = path
         self.proc = subprocess.Popen([sys.executable, "-m", "bench._count", "--host", broker.host, "--port",
                                       str(broker.port), "--out", str(path)], cwd=ROOT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while not (path.exists() and "subscribed" in path.read_text()):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError("the counting subscriber did not subscribe")
-            time.sleep(0.05)
-        time.sleep(0.1)  # let the subscription settle
+        if not started(self.proc, path, timeout):  # written once the subscription is acknowledged
+            self.stop()
+            raise RuntimeError("the counting subscriber did not subscribe")
 
     def read(self, timeout: float = 5.0) -> tuple[float, int]:
-        before = len(self.path.read_text().splitlines())
-        self.proc.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + timeout
-        while len(lines := self.path.read_text().splitlines()) == before:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the counting subscriber did not answer")
-            time.sleep(0.01)
-        at, count = lines[-1].split()
-        return float(at), int(count)
+        data = ask(self.proc, self.path, timeout)
+        if data is None:
+            raise RuntimeError(f"the counting subscriber exited with {self.proc.returncode}")
+        return data["mono"], data["messages"]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end(self.proc, 5)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,10 +223,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # latency: a subscriber to the cycle states only, so that it is not busy with the other messages
         # when one arrives; the count of all messages comes from a subscriber process of its own
         watcher = Watcher(broker, topics=(f"+/{CYCLES_TOPIC}",)).start()
-        counter: Counter | None = None
+        counter: MessageCounter | None = None
         daemon: Daemon | None = None
         try:
-            counter = Counter(directory / "count", broker)
+            counter = MessageCounter(directory / "count", broker)
             options = {"devices": devices, "sample_period": args.period, "publish_period": args.period,
                        "keep_alive": True, **broker.options()}
             daemon = Daemon(directory, options, trace=not args.no_trace, response_time=args.response_time,
