@@ -31,7 +31,8 @@ from bmslib.device import DeviceStatus
 from bmslib.model import Sample
 from bmslib.registry import type_infos
 from bmslib.sim.jbd import JbdEmulator
-from tests.test_app import RecordingSink, fast_types, running
+from tests.sim_helpers import app_running, fast_types
+from tests.test_app import RecordingSink
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86400.0
@@ -300,7 +301,7 @@ async def test_the_demo_bank_algorithm_switches_the_simulated_charge_fets(tmp_pa
     assert app.radio is not None
     packs = [app.radio.by_sim_id(d["address"].removeprefix("sim:")) for d in DEMO_BANK[:2]]
     assert all(isinstance(p, JbdEmulator) and p.battery.charge_fet for p in packs)
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 8
         while any(p.battery.charge_fet for p in packs if p is not None) and loop.time() < deadline:

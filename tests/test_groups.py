@@ -19,8 +19,8 @@ from bmslib.groups import GroupDriver, GroupMemberStaleError, age_limit, combine
 from bmslib.model import Sample
 from bmslib.registry import type_infos
 from bmslib.sim.jbd import JbdEmulator
-from tests.sim_helpers import device_config
-from tests.test_app import RecordingSink, fast_types, running
+from tests.sim_helpers import app_running, device_config, fast_types
+from tests.test_app import RecordingSink
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,7 +190,7 @@ async def test_group_is_a_device_with_its_own_samples_meters_and_combined_switch
     assert grp.status.is_group and grp.type.radio is False and grp.status.switches == frozenset(
         {"charge", "discharge"})
     ea, eb = emulators(app)
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await wait_for(lambda: grp.status.available)
         await asyncio.sleep(0.5)
         a, b, g = (app.devices[x].status.last_sample for x in ("ga", "gb", "grp"))
@@ -218,7 +218,7 @@ async def test_a_stale_member_makes_the_group_unavailable_at_once_and_it_comes_b
     sink = RecordingSink()
     app = App(bank(expire_values_after=1.0), types=fast_types(), sinks=[sink])
     _, eb = emulators(app)
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await wait_for(lambda: app.devices["grp"].status.available)
         eb.faults.mute = True
         loop = asyncio.get_running_loop()
@@ -233,7 +233,7 @@ async def test_a_stale_member_makes_the_group_unavailable_at_once_and_it_comes_b
 
 async def test_serial_group_in_the_app() -> None:
     app = App(bank("group_serial"), types=fast_types(), sinks=[RecordingSink()])
-    async with running(app):
+    async with app_running(app, stop_timeout=10):
         await wait_for(lambda: app.devices["grp"].status.last_sample is not None)
         await asyncio.sleep(0.3)
     a, b, g = (app.devices[x].status.last_sample for x in ("ga", "gb", "grp"))
