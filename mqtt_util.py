@@ -2,7 +2,7 @@
 
 From the wire up:
 
-* :class:`~bmslib.mqtt_connection.MqttConnection` runs a paho-mqtt 2.x client on the asyncio event
+* :class:`~bmslib.mqtt.connection.MqttConnection` runs a paho-mqtt 2.x client on the asyncio event
   loop (no paho thread), reconnecting forever; its last will marks the daemon offline.
 * Naming (:class:`DeviceTopics`, from :func:`bmslib.config.topic_prefix` and ``mqtt_node_id``) and the discovery payload
   builders (:func:`discovery_config`, :func:`device_block`): pure functions of the entity table in
@@ -44,7 +44,7 @@ from bmslib.entities import (
     new_sample_entities,
 )
 from bmslib.model import DeviceInfo, OutputSign, Sample
-from bmslib.mqtt_connection import OFFLINE, ONLINE, MqttConnection
+from bmslib.mqtt.connection import OFFLINE, ONLINE, MqttConnection
 from bmslib.sinks.base import Sink
 from bmslib.state_store import write_atomically
 
