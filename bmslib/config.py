@@ -37,6 +37,7 @@ import yaml.constructor
 import yaml.nodes
 
 from bmslib.errors import ConfigError
+from bmslib.mqtt.topics import mqtt_node_id, topic_prefix
 from bmslib.options import (
     DEVICE_OPTION_DEFAULTS,
     DEVICE_OPTIONS,
@@ -169,27 +170,6 @@ class AppConfig:
     def keep_alive_for(self, device: DeviceConfig) -> bool:
         """The device's own keep_alive if it sets one, else the global one."""
         return self.keep_alive if device.keep_alive is None else device.keep_alive
-
-
-_PREFIX_UNSAFE = re.compile(r"[^\w./-]")
-_NODE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def topic_prefix(alias: str) -> str:
-    """The device's MQTT topic prefix: word characters, '.', '/' and '-' are kept, anything else becomes '_'.
-
-    This is the rule of the add-on batmon replaces, except that it does not turn '-' into '_' (a
-    regex range accident there since its 1.76): for every alias without '-' both give the same prefix.
-    """
-    return _PREFIX_UNSAFE.sub("_", alias)
-
-
-def mqtt_node_id(prefix: str) -> str:
-    """The discovery node id: Home Assistant accepts only ``[a-zA-Z0-9_-]`` there; the rest becomes '_'.
-
-    Same as the replaced add-on (which replaced '/') for every prefix Home Assistant accepted from it.
-    """
-    return _NODE_UNSAFE.sub("_", prefix)
 
 
 def accept_any_algorithm(text: str) -> str | None:

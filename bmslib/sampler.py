@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from bleak.exc import BleakError
@@ -26,8 +26,6 @@ from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
 from bmslib.errors import BluetoothUnavailableError, BmsAuthError, BmsError, DeviceNotFoundError
 from bmslib.model import Sample
-
-SampleCallback = Callable[[DeviceStatus, Sample], Awaitable[None]]
 
 BACKOFF_START = 5.0  # [s] first wait after "not found"
 BACKOFF_CAP = 300.0  # [s] longest wait
@@ -47,21 +45,22 @@ class SamplerPolicy:
 
 
 class DeviceSampler:
-    """Drives one device's driver and reports samples and errors into its :class:`DeviceStatus`."""
+    """Drives one device's driver, records samples and errors in its :class:`DeviceStatus` and yields the
+    samples (:meth:`samples`)."""
 
     def __init__(self, driver: Driver, status: DeviceStatus, policy: SamplerPolicy, *,
-                 on_sample: SampleCallback, log: logging.LoggerAdapter[logging.Logger],
+                 log: logging.LoggerAdapter[logging.Logger],
                  connect_lock: asyncio.Lock, read_lock: asyncio.Lock | None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.driver = driver
         self.status = status
         self.policy = policy
-        self.on_sample = on_sample
         self.log = log
         self.connect_lock = connect_lock
         self.read_lock = read_lock
         self.clock = clock
         self.commands: deque[tuple[str, bool]] = deque()
+        self._fresh: deque[Sample] = deque()  # samples read in this cycle, not yet yielded
         self.wakeup = asyncio.Event()
         self._backoff = 0.0
         self._retry_at = 0.0
@@ -83,7 +82,9 @@ class DeviceSampler:
         return True
 
     # --- loop ---
-    async def run(self, stop: asyncio.Event) -> None:
+    async def samples(self, stop: asyncio.Event) -> AsyncIterator[Sample]:
+        """Sample until ``stop`` is set, then disconnect. Yields every good sample (those read to confirm a
+        switch command included) after the cycle that read it, in the order read."""
         # one task for the whole run turns ``stop`` into a wakeup, so that each wait is on one event
         stopper = asyncio.get_running_loop().create_task(self._wake_on(stop), name=f"stop-{self.status.alias}")
         try:
@@ -93,6 +94,8 @@ class DeviceSampler:
                     await self.cycle()
                 except Exception:  # a bug must not end sampling of this device
                     self.log.exception("unexpected error while sampling")
+                while self._fresh:
+                    yield self._fresh.popleft()
                 next_at = max(next_at + self.policy.period, self.clock())
                 self.wakeup.clear()
                 if stop.is_set():
@@ -211,7 +214,7 @@ class DeviceSampler:
         self.status.device_info = self.status.device_info.merged(self.driver.device_info)
         self.status.switches = self.driver.offered_switches  # may narrow once the variant is known
         self.status.rssi = self.driver.rssi
-        await self.on_sample(self.status, sample)
+        self._fresh.append(sample)
         return sample
 
     def _read_slot(self) -> contextlib.AbstractAsyncContextManager[object]:

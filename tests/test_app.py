@@ -16,6 +16,7 @@ from bmslib.app import App
 from bmslib.config import AppConfig, parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
+from bmslib.publishing import QUIET, Decision
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.jk import Jk04Emulator
@@ -36,13 +37,13 @@ class RecordingSink(Sink):
         self.events: list[tuple[str, str]] = []  # (what, alias) in the order the sink got them
         self.stopped = False
 
-    def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
-        self.samples.append((time.monotonic(), device.alias, sample))
+    def on_sample(self, device: DeviceStatus, sample: Sample, decision: Decision = QUIET) -> None:
+        now = time.monotonic()
+        self.samples.append((now, device.alias, sample))
         self.events.append(("sample", device.alias))
-
-    def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
-        self.published.append((time.monotonic(), device.alias, sample))
-        self.events.append(("publish", device.alias))
+        if decision.published is not None:
+            self.published.append((now, device.alias, decision.published))
+            self.events.append(("publish", device.alias))
 
     def on_meters(self, device: DeviceStatus, meters: Mapping[str, float]) -> None:
         self.events.append(("meters", device.alias))
