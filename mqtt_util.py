@@ -53,7 +53,6 @@ PRUNE_AFTER: Final = 10  # publishes of a device before entities it no longer ha
 BIRTH_DELAY: Final = 1.0  # [s] after Home Assistant's birth message, before everything is re-published
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Payloads
 
