@@ -93,8 +93,9 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFactory] = ()) -> int:
-    """Run the command ``argv`` asks for; ``run`` hands the App ``sink_factories`` (main.py's)."""
+def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFactory]) -> int:
+    """Run the command ``argv`` asks for; ``run`` hands the App ``sink_factories`` (main.py's: the MQTT
+    sink lives above bmslib)."""
     args = build_parser().parse_args(argv)
     command = args.command or "run"
     setup_logging(args.verbose)
