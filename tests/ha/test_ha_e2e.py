@@ -1,7 +1,7 @@
-"""End to end: the daemon (``--demo``) publishes to mosquitto, a real Home Assistant 2024.3.3 consumes the
-discovery; checked through Home Assistant's REST API, and its websocket API for the Energy dashboard's own
-validation of the meters. Run with scripts/test-ha (installs Home Assistant
-into .havenv the first time)."""
+"""End to end: the daemon (``--demo``) publishes to mosquitto, a real Home Assistant 2025.4.4 on Python 3.13
+(the app image's Python) consumes the discovery; checked through Home Assistant's REST API, and its
+websocket API for the Energy dashboard's own validation of the meters. Run with scripts/test-ha (installs
+Home Assistant into .havenv the first time)."""
 
 from __future__ import annotations
 
@@ -141,9 +141,22 @@ def check_energy_dashboard(ha: HomeAssistant, watcher: Watcher) -> None:
         assert not meters & set(problems), problems
 
 
+def pinned_home_assistant() -> str:
+    """The Home Assistant release tests/ha/requirements.txt pins."""
+    for line in (Path(__file__).parent / "requirements.txt").read_text().splitlines():
+        if line.startswith("homeassistant=="):
+            return line.split("==", 1)[1].strip()
+    raise AssertionError("tests/ha/requirements.txt pins no homeassistant")
+
+
 def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon: subprocess.Popen[bytes],
                                         hass: HomeAssistant, tmp_path: Path) -> None:
     ha = hass
+    # --- the Home Assistant under test is the pinned release, on the app image's Python (3.13) ---
+    assert ha.request("GET", "/api/config")["version"] == pinned_home_assistant() == "2025.4.4"
+    python = subprocess.run([str(HAVENV / "bin" / "python"), "-c", "import sys; print(*sys.version_info[:2])"],
+                            capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert python == ["3", "13"], python
     # --- the expected entities exist, with units, device classes and values ---
     expected = {
         "demo_jbd Voltage": ("V", "voltage", "measurement"),
