@@ -246,3 +246,36 @@ def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon
     log = (ha.dir / "ha.log").read_text(errors="replace")
     mqtt_errors = [line for line in log.splitlines() if ("ERROR" in line or "WARNING" in line) and "mqtt" in line]
     assert not mqtt_errors, "\n".join(mqtt_errors[:20])
+
+
+#: Run in .havenv: the keys Home Assistant's own MQTT discovery schemas accept, as JSON.
+_SCHEMA_KEYS = """
+import json
+import voluptuous as vol
+from homeassistant.components.mqtt import binary_sensor, schemas, sensor, switch
+
+def keys(s):
+    if isinstance(s, vol.All):
+        return set().union(*(keys(v) for v in s.validators))
+    return {str(k) for k in s.schema} if isinstance(s, vol.Schema) else set()
+
+print(json.dumps({"sensor": sorted(keys(sensor.DISCOVERY_SCHEMA)),
+                  "binary_sensor": sorted(keys(binary_sensor.DISCOVERY_SCHEMA)),
+                  "switch": sorted(keys(switch.DISCOVERY_SCHEMA)),
+                  "device": sorted(keys(schemas.MQTT_ENTITY_DEVICE_INFO_SCHEMA)),
+                  "origin": sorted(keys(schemas.MQTT_ORIGIN_INFO_SCHEMA))}))
+"""
+
+
+def test_the_discovery_key_tables_are_home_assistants() -> None:
+    """tests/test_discovery_keys.py's tables of accepted keys are what this Home Assistant's schemas accept."""
+    from tests.test_discovery_keys import ACCEPTED, ACCEPTED_DEVICE, ACCEPTED_ORIGIN  # noqa: PLC0415
+
+    if not (HAVENV / "bin" / "python").exists():
+        pytest.fail(f"no Home Assistant in {HAVENV}: run scripts/test-ha")
+    out = subprocess.run([str(HAVENV / "bin" / "python"), "-c", _SCHEMA_KEYS], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    real = {k: set(v) for k, v in json.loads(out).items()}
+    for component, accepted in ACCEPTED.items():
+        assert set(accepted) == real[component], (component, set(accepted) ^ real[component])
+    assert set(ACCEPTED_DEVICE) == real["device"] and set(ACCEPTED_ORIGIN) == real["origin"]
