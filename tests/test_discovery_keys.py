@@ -64,15 +64,12 @@ ACCEPTED_DEVICE = frozenset({"configuration_url", "connections", "hw_version", "
 ACCEPTED_ORIGIN = frozenset({"name", "support_url", "sw_version"})
 ACCEPTED_AVAILABILITY = frozenset({"topic", "payload_available", "payload_not_available", "value_template"})
 
-#: Keys Home Assistant deprecated or removed: where they appear, and what replaced them.
+#: Keys Home Assistant deprecated or removed: where they appear, and what replaced them. A key removed from a
+#: schema is also missing from ACCEPTED; it is named here for the message.
 DEPRECATED: Mapping[str, str] = {
-    "object_id": "entity: deprecated in Home Assistant 2025.10, ignored since 2026.4; use default_entity_id",
-    "via_hub": "device: deprecated; use via_device",
-    "last_reset_topic": "sensor: removed in Home Assistant 2021.12; use last_reset_value_template",
-    "json_attributes": "entity: removed; use json_attributes_topic",
-    "hold_command_topic": "climate: removed in Home Assistant 2023.3",
-    "white_value_command_topic": "light: removed in Home Assistant 2022.9",
-    "speed_command_topic": "fan: removed in Home Assistant 2021.10",
+    "object_id": "entity: deprecated in Home Assistant 2025.10, no longer works from 2026.4; use default_entity_id",
+    "via_hub": "device: deprecated (Home Assistant 2025.4 still maps it to via_device); use via_device",
+    "last_reset_topic": "sensor: deprecated in Home Assistant 2021.9, removed in 2023; use last_reset_value_template",
 }
 
 
