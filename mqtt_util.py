@@ -440,8 +440,8 @@ class MqttSink(Sink):
             return
         if not self._rate_ok(dev):
             return
+        self.commands.put_nowait(SwitchCommand(alias, switch, word == "ON", "mqtt"))  # right after the rate check
         _LOG.info("%s: switch %s %s requested over MQTT", alias, switch, word.lower())
-        self.commands.put_nowait(SwitchCommand(alias, switch, word == "ON", "mqtt"))
 
     def _refused(self, dev: _Device, message: str, *args: object) -> None:
         """Log a refused command; not more than ``commands_per_window`` per window and device (a flood of bad
