@@ -18,12 +18,18 @@ import functools
 from collections.abc import Callable
 from typing import ClassVar
 
-from bleak.exc import BleakError
-
 from bmslib.ble.backend import BleBackend
 from bmslib.config import DeviceConfig
 from bmslib.drivers.base import BleDriver, DeviceLog
-from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
+from bmslib.errors import (
+    BmsConnectError,
+    BmsDisconnectedError,
+    BmsTimeoutError,
+    CharacteristicNotFoundError,
+    FrameError,
+    GattError,
+    UnsupportedError,
+)
 from bmslib.model import DeviceInfo, Reading, merge_readings
 from bmslib.protocol import daly, daly_legacy
 from bmslib.protocol.daly import DalyCodec, DalyProtocol
@@ -107,7 +113,7 @@ class DalyDriver(BleDriver):
         for notify, write in layouts:
             try:
                 await self.transport.subscribe(notify, frames)
-            except (BleakError, BmsConnectError) as exc:
+            except (CharacteristicNotFoundError, GattError) as exc:  # missing, or refuses notifications
                 problems.append(f"{notify[4:8]}: {exc}")
                 continue
             if (notify, write) != GATT_LAYOUTS[0]:
