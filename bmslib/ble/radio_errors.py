@@ -49,11 +49,13 @@ from bmslib.errors import (
 )
 
 try:
-    from dbus_fast.errors import DBusFastError
+    from dbus_fast.errors import DBusError, DBusFastError
 
     _DBUS_ERRORS: tuple[type[Exception], ...] = (DBusFastError,)
+    _DBUS_NAMED: tuple[type[DBusError], ...] = (DBusError,)  # errors carrying a D-Bus error name
 except ImportError:  # not Linux: bleak talks to no D-Bus there
     _DBUS_ERRORS = ()
+    _DBUS_NAMED = ()
 
 #: Everything the Bluetooth stack raises for a failure of the radio, the adapter, BlueZ or D-Bus (bleak's and
 #: bleak-retry-connector's errors are BleakError; TimeoutError covers bleak's own timeouts; dbus_fast's errors
@@ -76,7 +78,7 @@ _NOT_AVAILABLE = {
 }
 # Fragments of BlueZ / bleak errors that mean "not paired" or "pairing refused" (BlueZ reports a read or write
 # refused for want of a bond as org.bluez.Error.NotPermitted or ...Failed with "Insufficient authentication").
-_AUTH_HINTS = ("authentication", "not permitted", "notpermitted", "insufficient", "encryption",
+_AUTH_HINTS = ("authentication", "not permitted", "notpermitted", "insufficient authorization", "encryption",
                "not authorized", "notauthorized", "authfailed")
 _AUTH_CODES = frozenset({
     BleakGATTProtocolErrorCode.INSUFFICIENT_AUTHENTICATION, BleakGATTProtocolErrorCode.INSUFFICIENT_AUTHORIZATION,
@@ -85,11 +87,30 @@ _AUTH_CODES = frozenset({
 
 
 def _text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".lower()
+    name = f" [{exc.type}]" if isinstance(exc, _DBUS_NAMED) else ""  # dbus_fast keeps the error name apart
+    return f"{type(exc).__name__}{name}: {exc}".lower()
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it was raised from (bleak-retry-connector wraps bleak's, bleak wraps D-Bus's)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return chain
 
 
 def unavailable_reason(exc: BaseException) -> str | None:
-    """What to tell the user if ``exc`` says the Bluetooth stack (adapter, BlueZ, D-Bus) is missing, else None."""
+    """What to tell the user if ``exc`` (or an error it was raised from) says the Bluetooth stack (adapter,
+    BlueZ, D-Bus) is missing, else None."""
+    for error in _causes(exc):
+        if (reason := _unavailable(error)) is not None:
+            return reason
+    return None
+
+
+def _unavailable(exc: BaseException) -> str | None:
     if isinstance(exc, BluetoothUnavailableError):
         return str(exc)
     if isinstance(exc, BleakBluetoothNotAvailableError):
@@ -109,7 +130,7 @@ def is_auth_refusal(exc: BaseException) -> bool:
     """True if ``exc`` says the device refused an operation for want of pairing, authentication or encryption."""
     if isinstance(exc, BleakGATTProtocolError):
         return exc.code in _AUTH_CODES
-    text = _text(exc)
+    text = " ".join(_text(e) for e in _causes(exc))
     return any(h in text for h in _AUTH_HINTS)
 
 

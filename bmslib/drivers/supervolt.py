@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from bmslib.drivers.base import BleDriver
-from bmslib.errors import BmsConnectError, BmsTimeoutError, UnsupportedError
+from bmslib.errors import BmsConnectError, BmsTimeoutError, CharacteristicNotFoundError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings
 from bmslib.protocol import supervolt
 
@@ -72,9 +72,9 @@ class SupervoltDriver(BleDriver):
     def _layout(self) -> tuple[str, str]:
         for notify, write in LAYOUTS:
             try:
-                self.transport.characteristic(notify, "notify")
-                self.transport.characteristic(write, "write")
-            except BmsConnectError:
+                self.transport.properties(notify, "notify")
+                self.transport.properties(write, "write")
+            except CharacteristicNotFoundError:
                 continue
             return notify, write
         raise BmsConnectError(self.address, "neither the Nordic UART nor the FF00 service of a Supervolt BMS "
