@@ -9,9 +9,10 @@ Each device runs its own loop at a fixed rate. Isolation between devices:
   dead device delays the others by at most its own read timeout; in concurrent mode they overlap.
 * Switch commands are queued and run between two reads, never in the middle of a request.
 
-Errors: every call into the driver goes through :meth:`DeviceSampler._attempt`, the one place that catches
-errors. The BLE layer turns the radio's errors into :class:`~bmslib.errors.BmsError` subclasses, so that
-family is all a failing device raises; anything else is a bug, logged with its traceback, and sampling goes on.
+Errors: the BLE layer turns the radio's errors into :class:`~bmslib.errors.BmsError` subclasses, so that
+family is all a failing device raises. Every call into the driver goes through :meth:`DeviceSampler._attempt`,
+the one place that catches it. Any other exception is a bug: it is logged with its traceback (by the connect
+or by the sampling loop) and sampling goes on.
 """
 
 from __future__ import annotations
