@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
-from bmslib.errors import BmsAuthError, BmsDisconnectedError, BmsTimeoutError, UnsupportedError
+from bmslib.errors import BmsAuthError, BmsDisconnectedError, BmsTimeoutError, GattError, UnsupportedError
 from bmslib.model import Sample
 from bmslib.protocol import ant_2021, ant_codes, ant_control, ant_legacy
 from bmslib.protocol.ant import AntCodec, Variant
@@ -412,8 +412,9 @@ async def test_writes_go_without_response(radio: SimRadio) -> None:
     em = add_emulator(radio, _WriteWithResponseOnly, name=NAME_2021)
     drv = make_driver("ant", radio, em)
     await drv.connect()
-    with pytest.raises(BleakError, match="does not support write-without-response"):
+    with pytest.raises(GattError, match="does not support write-without-response") as refused:
         await drv.read()
+    assert isinstance(refused.value.__cause__, BleakError)  # bleak's error, typed by the transport
     assert em.writes == []
     await drv.disconnect()
 

@@ -46,6 +46,14 @@ class Advertisement:
     service_data: Mapping[str, bytes] = field(default_factory=dict)
 
 
+def advertisement_of(device: BLEDevice, adv: AdvertisementData) -> Advertisement:
+    """What bleak reports of one advertisement, as the bleak-free value listeners get."""
+    return Advertisement(address=device.address, name=adv.local_name or device.name, rssi=adv.rssi,
+                         manufacturer_data={k: bytes(v) for k, v in adv.manufacturer_data.items()},
+                         service_uuids=tuple(adv.service_uuids),
+                         service_data={k: bytes(v) for k, v in adv.service_data.items()})
+
+
 class AdvertListener:
     """The advertisements of one configured device (made by :meth:`AdvertHub.listener`).
 
@@ -112,15 +120,11 @@ class _SharedScanner:
         self.listeners: list[AdvertListener] = []
 
     def detected(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        """bleak's detection callback: the advertisement goes to every listener whose device sent it."""
         advertisement: Advertisement | None = None
         for listener in self.listeners:
             if listener.matcher.matches(device.address, adv.local_name, device.name):
-                if advertisement is None:
-                    advertisement = Advertisement(
-                        address=device.address, name=adv.local_name or device.name, rssi=adv.rssi,
-                        manufacturer_data={k: bytes(v) for k, v in adv.manufacturer_data.items()},
-                        service_uuids=tuple(adv.service_uuids),
-                        service_data={k: bytes(v) for k, v in adv.service_data.items()})
+                advertisement = advertisement or advertisement_of(device, adv)
                 listener._heard(advertisement)
 
 
