@@ -77,6 +77,7 @@ class BleTransport:
     # --- connection ---
     @property
     def is_connected(self) -> bool:
+        """The link is up. Raises nothing."""
         return self._client is not None and self._client.is_connected
 
     async def resolve(self) -> BLEDevice:
