@@ -51,6 +51,8 @@ KEY_HELP = (
     "copy the key again in VictronConnect (device > Product info > Instant readout details > Encryption data) "
     "into this device's `key:`"
 )
+
+
 def make_driver(config: DeviceConfig, *, address: str, backend: BleBackend, log: DeviceLog) -> Driver:
     """Instant Readout when the device has a ``key``, else GATT (the registry's driver factory)."""
     if config.key:
