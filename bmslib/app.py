@@ -192,15 +192,14 @@ class App:
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler,
                                                 schedule=PublishSchedule(self.config.publish_period))
 
-    def _group_stale(self, item: tuple[DeviceStatus, str]) -> None:
-        """A group member is too old (the group's read said so): the group is unavailable now, not after
-        expire_values_after."""
-        rt = self.devices[item[0].alias]
-        why = item[1]
-        if rt.status.available:
-            rt.status.available = False
-            rt.sampler.log.warning("unavailable: %s", why)
-            self._to_sinks("on_availability", rt.status, False)
+    def _report_unavailable(self, item: tuple[DeviceStatus, str]) -> None:
+        """A read said the device has nothing current (a group with a stale member, ``why``): it is unavailable
+        now, not after expire_values_after."""
+        status, why = item
+        if status.available:
+            status.available = False
+            self.devices[status.alias].sampler.log.warning("unavailable: %s", why)
+            self._to_sinks("on_availability", status, False)
 
     def _add_algorithm(self, rt: DeviceRuntime) -> None:
         cfg = rt.config
@@ -312,7 +311,10 @@ class App:
                 if not get.done():
                     get.cancel()
                     break
-                handle(get.result())
+                try:
+                    handle(get.result())
+                except Exception:  # noqa: BLE001  (one bad item must not stop the queue; logged with traceback)
+                    _LOG.exception("%s failed", getattr(handle, "__qualname__", handle))
         finally:
             stop.cancel()
 
@@ -379,7 +381,8 @@ class App:
             self._tasks.append(loop.create_task(rt.sampler.run(self.stop_event), name=f"sample-{rt.status.alias}"))
         self._tasks.append(loop.create_task(self._availability_loop(), name="availability"))
         self._tasks.append(loop.create_task(self._drain(self.commands, self._run_command), name="commands"))
-        self._tasks.append(loop.create_task(self._drain(self.unavailable, self._group_stale), name="unavailable"))
+        unavailable = self._drain(self.unavailable, self._report_unavailable)
+        self._tasks.append(loop.create_task(unavailable, name="unavailable"))
         self._tasks.append(loop.create_task(self._state_loop(), name="state"))
         if not self.devices:
             _LOG.warning("no devices configured: nothing to sample (add entries to the devices option)")
