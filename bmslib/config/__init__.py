@@ -40,6 +40,7 @@ from bmslib.config.settings import (
     mqtt_node_id,
     topic_prefix,
 )
+from bmslib.errors import ConfigError
 from bmslib.options import DEVICE_OPTION_DEFAULTS, DEVICE_OPTIONS, OPTION_DEFAULTS, OPTIONS, Option
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "OPTIONS",
     "OPTION_DEFAULTS",
     "AppConfig",
+    "ConfigError",
     "DeviceConfig",
     "InfluxConfig",
     "MqttConfig",
