@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from bmslib.ble.backend import BleBackend
-from bmslib.config import DeviceConfig
+from bmslib.config.settings import DeviceConfig
 from bmslib.drivers.base import BleDriver, DeviceLog
 from bmslib.errors import (
     BmsConnectError,
