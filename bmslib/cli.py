@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- decode -----------------------------------------------------------------------------------------
 
 def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = None) -> int:
-    from bmslib.decode import decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
+    from bmslib.cli_decode import decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
 
     types = device_types()
     if type_name not in types:

@@ -10,31 +10,37 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bmslib.bms.ant.driver import LEGACY_SWITCHES, AntDriver
+from bmslib.bms.ant.emulator import AntEmulator, AntLegacyEmulator
+from bmslib.bms.ant.protocol import codec as ant
+from bmslib.bms.ant.protocol.codec import AntCodec, Variant
+from bmslib.bms.daly.driver import DalyDriver, forced
+from bmslib.bms.daly.emulator import DalyEmulator, DalyLegacyEmulator, DalyModbusEmulator
+from bmslib.bms.daly.protocol import codec as daly
+from bmslib.bms.daly.protocol.auto import DalyAutoCodec
+from bmslib.bms.daly.protocol.codec import DalyProtocol
+from bmslib.bms.dummy.driver import DummyDriver
+from bmslib.bms.jbd.driver import JbdDriver
+from bmslib.bms.jbd.emulator import JbdEmulator
+from bmslib.bms.jbd.protocol import auth as jbd_auth
+from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.jk.driver import JkDriver
+from bmslib.bms.jk.emulator import Jk04Emulator, Jk24sEmulator, Jk32sEmulator, JkEmulator
+from bmslib.bms.jk.protocol import codec as jk
+from bmslib.bms.sok import protocol as sok
+from bmslib.bms.sok.driver import SokDriver
+from bmslib.bms.sok.emulator import SokEmulator
+from bmslib.bms.supervolt import protocol as supervolt
+from bmslib.bms.supervolt.driver import SupervoltDriver
+from bmslib.bms.supervolt.emulator import SupervoltEmulator
+from bmslib.bms.victron.driver import decode_advertisements
+from bmslib.bms.victron.driver import make_driver as make_victron_driver
+from bmslib.bms.victron.emulator import VictronEmulator
+from bmslib.bms.victron.protocol.gatt import MATCHERS as VICTRON_MATCHERS
 from bmslib.config import TypeInfo
-from bmslib.drivers.ant import LEGACY_SWITCHES, AntDriver
 from bmslib.drivers.base import Driver
-from bmslib.drivers.daly import DalyDriver, forced
-from bmslib.drivers.dummy import DummyDriver
-from bmslib.drivers.jbd import JbdDriver
-from bmslib.drivers.jk import JkDriver
-from bmslib.drivers.sok import SokDriver
-from bmslib.drivers.supervolt import SupervoltDriver
-from bmslib.drivers.victron import decode_advertisements
-from bmslib.drivers.victron import make_driver as make_victron_driver
-from bmslib.protocol import ant, daly, jbd, jbd_auth, jk, sok, supervolt
-from bmslib.protocol.ant import AntCodec, Variant
 from bmslib.protocol.base import AdvertisementMatcher, Codec
-from bmslib.protocol.daly import DalyProtocol
-from bmslib.protocol.daly_auto import DalyAutoCodec
-from bmslib.protocol.victron import MATCHERS as VICTRON_MATCHERS
-from bmslib.sim.ant import AntEmulator, AntLegacyEmulator
-from bmslib.sim.daly import DalyEmulator, DalyLegacyEmulator, DalyModbusEmulator
 from bmslib.sim.emulator import Emulator
-from bmslib.sim.jbd import JbdEmulator
-from bmslib.sim.jk import Jk04Emulator, Jk24sEmulator, Jk32sEmulator, JkEmulator
-from bmslib.sim.sok import SokEmulator
-from bmslib.sim.supervolt import SupervoltEmulator
-from bmslib.sim.victron import VictronEmulator
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ import pytest
 
 from bmslib import groups
 from bmslib.app import App
+from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.groups import GroupDriver, GroupMemberStaleError, age_limit, combine_parallel, combine_serial
 from bmslib.model import Sample
 from bmslib.registry import type_infos
-from bmslib.sim.jbd import JbdEmulator
 from tests.sim_helpers import app_running, device_config, fast_types
 from tests.test_app import RecordingSink
 

@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from bmslib.ble.backend import BleBackend
 from bmslib.ble.transport import FrameMatch
+from bmslib.bms.ant.protocol import codec as ant
+from bmslib.bms.ant.protocol import control as ant_control
+from bmslib.bms.ant.protocol import frames_2021 as ant_2021
+from bmslib.bms.ant.protocol import legacy as ant_legacy
+from bmslib.bms.ant.protocol.codec import AntCodec, Variant
+from bmslib.bms.ant.protocol.control import AuthOrder
 from bmslib.drivers.base import BleDriver, DeviceLog
 from bmslib.errors import BmsAuthError, BmsTimeoutError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings
-from bmslib.protocol import ant, ant_2021, ant_control, ant_legacy
-from bmslib.protocol.ant import AntCodec, Variant
-from bmslib.protocol.ant_control import AuthOrder
 
 if TYPE_CHECKING:
     from bmslib.config import DeviceConfig

@@ -19,10 +19,15 @@ import random
 import statistics
 from typing import ClassVar
 
-from bmslib.protocol import ant, ant_2021, ant_2021_data, ant_codes, ant_control, ant_legacy
-from bmslib.protocol.ant import Variant
-from bmslib.protocol.ant_control import AuthOrder, HostRequest
-from bmslib.protocol.ant_legacy import LegacyRequest
+from bmslib.bms.ant.protocol import codec as ant
+from bmslib.bms.ant.protocol import codes as ant_codes
+from bmslib.bms.ant.protocol import control as ant_control
+from bmslib.bms.ant.protocol import data_2021 as ant_2021_data
+from bmslib.bms.ant.protocol import frames_2021 as ant_2021
+from bmslib.bms.ant.protocol import legacy as ant_legacy
+from bmslib.bms.ant.protocol.codec import Variant
+from bmslib.bms.ant.protocol.control import AuthOrder, HostRequest
+from bmslib.bms.ant.protocol.legacy import LegacyRequest
 from bmslib.protocol.fields import Number
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Advertisement, Emulator, Faults, GattChar, GattService

@@ -1,10 +1,10 @@
 """Daly driver: one device type for three wire protocols (Modbus D2, legacy A5, read-only Modbus 0x81).
 
-Type ``daly`` probes at the first connection (:data:`bmslib.protocol.daly.PROBES`, one request per
+Type ``daly`` probes at the first connection (:data:`bmslib.bms.daly.protocol.codec.PROBES`, one request per
 protocol, D2 first) and keeps the answer for the life of the driver, so a reconnect does not probe
 again; ``daly_legacy`` and ``daly_modbus`` force a protocol and never probe. The protocol work
-(framing, decoding, the reads of one sample, switch commands) is :class:`~bmslib.protocol.daly.DalyCodec`;
-:mod:`bmslib.protocol.daly_auto` adds the assembler and codec that follow the protocol once it is known.
+(framing, decoding, the reads of one sample, switch commands) is :class:`~bmslib.bms.daly.protocol.codec.DalyCodec`;
+:mod:`bmslib.bms.daly.protocol.auto` adds the assembler and codec that follow the protocol once it is known.
 
 Per connection: subscribe to FFF1 (or FF01 on firmware that refuses FFF1), probe if needed, read
 the D2 version block. Per sample: reset the codec, then send the protocol's reads in order; a
@@ -21,14 +21,15 @@ from typing import ClassVar
 from bleak.exc import BleakError
 
 from bmslib.ble.backend import BleBackend
+from bmslib.bms.daly.protocol import codec as daly
+from bmslib.bms.daly.protocol import legacy as daly_legacy
+from bmslib.bms.daly.protocol.auto import DalyAutoCodec, DalyFrames, legacy_piece, reply_to
+from bmslib.bms.daly.protocol.codec import DalyCodec, DalyProtocol
+from bmslib.bms.daly.protocol.rtu import ERROR_FLAG
 from bmslib.config import DeviceConfig
 from bmslib.drivers.base import BleDriver, DeviceLog
 from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings
-from bmslib.protocol import daly, daly_legacy
-from bmslib.protocol.daly import DalyCodec, DalyProtocol
-from bmslib.protocol.daly_auto import DalyAutoCodec, DalyFrames, legacy_piece, reply_to
-from bmslib.protocol.daly_rtu import ERROR_FLAG
 
 #: GATT layouts tried in this order: (notify, write).
 GATT_LAYOUTS = ((daly.NOTIFY_UUID, daly.WRITE_UUID), (daly.ALT_NOTIFY_UUID, daly.ALT_WRITE_UUID))

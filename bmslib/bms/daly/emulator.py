@@ -24,9 +24,13 @@ import math
 import random
 from collections.abc import Mapping
 
-from bmslib.protocol import daly, daly_legacy, daly_modbus, daly_p81, daly_rtu
-from bmslib.protocol.daly import DalyProtocol
-from bmslib.protocol.daly_rtu import READ, WRITE, ModbusRequest
+from bmslib.bms.daly.protocol import codec as daly
+from bmslib.bms.daly.protocol import legacy as daly_legacy
+from bmslib.bms.daly.protocol import modbus as daly_modbus
+from bmslib.bms.daly.protocol import p81 as daly_p81
+from bmslib.bms.daly.protocol import rtu as daly_rtu
+from bmslib.bms.daly.protocol.codec import DalyProtocol
+from bmslib.bms.daly.protocol.rtu import READ, WRITE, ModbusRequest
 from bmslib.protocol.fields import Number
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Advertisement, Emulator, Faults, GattChar, GattService

@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from bmslib.ble.transport import FrameMatch
+from bmslib.bms.jbd.protocol import auth as jbd_auth
+from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.jbd.protocol.auth import AuthOutcome
 from bmslib.drivers.base import BleDriver
 from bmslib.errors import BmsAuthError, BmsTimeoutError, FrameError, UnsupportedError
 from bmslib.model import Reading, merge_readings
-from bmslib.protocol import jbd, jbd_auth
 from bmslib.protocol.base import Codec, FrameAssembler
-from bmslib.protocol.jbd_auth import AuthOutcome
 
 
 def _reply_to(register: int) -> FrameMatch:

@@ -1,7 +1,7 @@
 """JBD emulator: answers 0x03 / 0x04 / 0x05 reads and 0xE1 FET writes like a JBD BMS.
 
 With ``password`` set it plays newer firmware with a password: it answers the ``FF AA`` handshake
-(:class:`bmslib.protocol.jbd_auth.JbdAuthDevice`, once per connection) and answers no ``DD`` request
+(:class:`bmslib.bms.jbd.protocol.auth.JbdAuthDevice`, once per connection) and answers no ``DD`` request
 before the handshake succeeded. Without one it answers the handshake's first step with "no password".
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from bmslib.protocol import jbd, jbd_auth
+from bmslib.bms.jbd.protocol import auth as jbd_auth
+from bmslib.bms.jbd.protocol import frames as jbd
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Advertisement, Emulator, Faults, GattChar, GattService
 

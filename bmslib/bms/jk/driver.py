@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from bmslib.ble.backend import BleBackend
 from bmslib.ble.transport import FrameMatch
+from bmslib.bms.jk.protocol import codec as jk
+from bmslib.bms.jk.protocol.codec import JkCodec, Layout
+from bmslib.bms.jk.protocol.framing import TYPE_CELL_INFO, TYPE_DEVICE_INFO, TYPE_SETTINGS
 from bmslib.drivers.base import BleDriver, DeviceLog
 from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
 from bmslib.model import Reading, merge_readings
-from bmslib.protocol import jk
-from bmslib.protocol.jk import JkCodec, Layout
-from bmslib.protocol.jk_framing import TYPE_CELL_INFO, TYPE_DEVICE_INFO, TYPE_SETTINGS
 
 if TYPE_CHECKING:
     from bmslib.config import DeviceConfig

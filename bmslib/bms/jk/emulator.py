@@ -22,12 +22,10 @@ import contextlib
 import random
 from typing import ClassVar, Literal
 
-from bmslib.model import DeviceInfo
-from bmslib.protocol import jk
-from bmslib.protocol.fields import Number, names_to_bits
-from bmslib.protocol.jk import Layout
-from bmslib.protocol.jk_device_info import version_major
-from bmslib.protocol.jk_framing import (
+from bmslib.bms.jk.protocol import codec as jk
+from bmslib.bms.jk.protocol.codec import Layout
+from bmslib.bms.jk.protocol.device_info_decoder import version_major
+from bmslib.bms.jk.protocol.framing import (
     ACK,
     AT_NOISE,
     CMD_CELL_INFO,
@@ -39,7 +37,9 @@ from bmslib.protocol.jk_framing import (
     REG_DISCHARGE,
     REG_JK04_BALANCE,
 )
-from bmslib.protocol.jk_jk02 import ERROR_BITS, EXTENDED_PROBES_SW_MAJOR
+from bmslib.bms.jk.protocol.jk02 import ERROR_BITS, EXTENDED_PROBES_SW_MAJOR
+from bmslib.model import DeviceInfo
+from bmslib.protocol.fields import Number, names_to_bits
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Advertisement, Emulator, Faults, GattChar, GattService
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from bmslib.bms.sok import protocol as sok
 from bmslib.drivers.base import BleDriver
 from bmslib.errors import BmsTimeoutError
 from bmslib.model import Reading, merge_readings
-from bmslib.protocol import sok
 
 
 class SokDriver(BleDriver):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import fnmatch
 import random
 
-from bmslib.protocol import sok
-from bmslib.protocol.sok_device import (
+from bmslib.bms.sok import protocol as sok
+from bmslib.bms.sok.emulator_frames import (
     encode_cells,
     encode_detail,
     encode_fets,

@@ -1,15 +1,13 @@
 """SOK / ABC-BMS protocol, device side: request parsing and reply encoders for the emulator.
 
-The encoders fill the same field tables :mod:`bmslib.protocol.sok` decodes with.
+The encoders fill the same field tables :mod:`bmslib.bms.sok.protocol` decodes with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bmslib.protocol.crc import crc8_maxim
-from bmslib.protocol.fields import Number, encode_array
-from bmslib.protocol.sok import (
+from bmslib.bms.sok.protocol import (
     CELLS,
     CELLS_PER_FRAME,
     DETAIL,
@@ -31,6 +29,8 @@ from bmslib.protocol.sok import (
     TEMP_OFFSET,
     reply,
 )
+from bmslib.protocol.crc import crc8_maxim
+from bmslib.protocol.fields import Number, encode_array
 
 
 def parse_request(frame: bytes) -> int | None:
@@ -41,7 +41,7 @@ def parse_request(frame: bytes) -> int | None:
 
 
 def encode_status(values: Mapping[str, Number]) -> bytes:
-    """F0 from :data:`~bmslib.protocol.sok.STATUS` values (``current`` in the model's sign)."""
+    """F0 from :data:`~bmslib.bms.sok.protocol.STATUS` values (``current`` in the model's sign)."""
     body = bytearray(FRAME_LEN)
     STATUS.encode(values, body)
     return reply(F_STATUS, bytes(body[2:-1]))

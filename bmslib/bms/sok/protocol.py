@@ -9,7 +9,7 @@ F7, F8, FA (settings, layout unknown); C4 -> F9 (not every BMS answers it).
 (``decode`` returns the set's reading so far) and says when the set is complete. Wire current is
 positive while charging; the table's negative scale gives the model's discharge-positive sign.
 No write commands (FETs, balancer) are documented: the FET states are read-only. The device side
-(emulator encoders) is in :mod:`bmslib.protocol.sok_device`.
+(emulator encoders) is in :mod:`bmslib.bms.sok.emulator_frames`.
 """
 
 from __future__ import annotations

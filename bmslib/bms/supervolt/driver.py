@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from bmslib.bms.supervolt import protocol as supervolt
 from bmslib.drivers.base import BleDriver
 from bmslib.errors import BmsConnectError, BmsTimeoutError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings
-from bmslib.protocol import supervolt
 
 LAYOUTS = (  # (notify, write), in the order they are tried
     (supervolt.NOTIFY_UUID, supervolt.WRITE_UUID),

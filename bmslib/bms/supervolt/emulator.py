@@ -12,8 +12,8 @@ import fnmatch
 import random
 from typing import Literal
 
-from bmslib.protocol import supervolt
-from bmslib.protocol.supervolt_device import (
+from bmslib.bms.supervolt import protocol as supervolt
+from bmslib.bms.supervolt.emulator_frames import (
     encode_capacity,
     encode_realtime,
     parse_request,

@@ -1,15 +1,13 @@
 """Supervolt ASCII protocol, device side: request parsing and reply encoders for the emulator.
 
-The encoders fill the same field tables :mod:`bmslib.protocol.supervolt` decodes with.
+The encoders fill the same field tables :mod:`bmslib.bms.supervolt.protocol` decodes with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bmslib.errors import FrameError
-from bmslib.protocol.fields import Number, encode_array, names_to_bits
-from bmslib.protocol.supervolt import (
+from bmslib.bms.supervolt.protocol import (
     ALARM_BITS,
     CAPACITY,
     CAPACITY_BASE,
@@ -37,6 +35,8 @@ from bmslib.protocol.supervolt import (
     encode_frame,
     unpack,
 )
+from bmslib.errors import FrameError
+from bmslib.protocol.fields import Number, encode_array, names_to_bits
 
 
 def parse_request(frame: bytes) -> int | None:
@@ -67,7 +67,7 @@ def working_state(*, charge_on: bool, discharge_on: bool, current: float = 0.0,
 
 def encode_realtime(values: Mapping[str, Number], cells: Sequence[float], temperatures: Sequence[float],
                     capacity: Mapping[str, Number] | None = None) -> bytes:
-    """Realtime reply from :data:`~bmslib.protocol.supervolt.REALTIME` values, up to 16 cells [V] and
+    """Realtime reply from :data:`~bmslib.bms.supervolt.protocol.REALTIME` values, up to 16 cells [V] and
     4 temperatures [°C]. With ``capacity`` (``CAPACITY`` values) the single-frame variant is produced.
     """
     if len(cells) > CELL_SLOTS or len(temperatures) > TEMP_SLOTS:

@@ -13,8 +13,8 @@ Some units (names ``libattU*``) send a wrong checksum. For those only, :class:`S
 can accept a frame whose checksum fails if its framing is exact and its content plausible.
 
 Newer Supervolt packs (``SX1*`` v3, ``SX60*`` Ultra) speak the JBD protocol: see
-:mod:`bmslib.protocol.jbd`, whose matchers claim those names. The device side (emulator encoders)
-is in :mod:`bmslib.protocol.supervolt_device`.
+:mod:`bmslib.bms.jbd.protocol.frames`, whose matchers claim those names. The device side (emulator encoders)
+is in :mod:`bmslib.bms.supervolt.emulator_frames`.
 """
 
 from __future__ import annotations

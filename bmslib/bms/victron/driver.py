@@ -21,6 +21,8 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
 from bmslib.ble.backend import BleBackend, unavailable_reason
+from bmslib.bms.victron.protocol import advertisement as victron_adv
+from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.drivers.base import BleDriver, DeviceLog, Driver
 from bmslib.errors import (
     BluetoothUnavailableError,
@@ -33,7 +35,6 @@ from bmslib.errors import (
     FrameError,
 )
 from bmslib.model import DeviceInfo, Reading, merge_readings
-from bmslib.protocol import victron, victron_adv
 from bmslib.protocol.base import FrameAssembler
 
 if TYPE_CHECKING:
@@ -379,7 +380,7 @@ class VictronAdvDriver(Driver):
 def decode_advertisements(inputs: Sequence[bytes], options: Mapping[str, str]) -> dict[str, Any]:
     """``decode --type victron --key KEY HEX...``: each HEX is one advertisement's manufacturer data
     for company 0x02E1 without the company id (it starts with ``10``); a leading ``e102`` is dropped."""
-    from bmslib.decode import result_json  # noqa: PLC0415  (bmslib.decode imports the registry, which imports us)
+    from bmslib.cli_decode import result_json  # noqa: PLC0415  (bmslib.cli_decode imports the registry, which imports us)
 
     key_text = options.get("key")
     if not key_text:

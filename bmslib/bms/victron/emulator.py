@@ -23,8 +23,9 @@ from typing import ClassVar
 
 from bleak.exc import BleakError
 
+from bmslib.bms.victron.protocol import advertisement as victron_adv
+from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.model import Reading
-from bmslib.protocol import victron, victron_adv
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Advertisement, Emulator, Faults, GattChar, GattService
 

@@ -18,20 +18,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
+from bmslib.bms.ant.emulator import AntEmulator, AntLegacyEmulator
+from bmslib.bms.ant.protocol import codes as ant_codes
+from bmslib.bms.ant.protocol import control as ant_control
+from bmslib.bms.ant.protocol import frames_2021 as ant_2021
+from bmslib.bms.ant.protocol import legacy as ant_legacy
+from bmslib.bms.ant.protocol.codec import AntCodec, Variant
+from bmslib.bms.ant.protocol.control import AuthOrder
 from bmslib.errors import BmsAuthError, BmsDisconnectedError, BmsTimeoutError, UnsupportedError
 from bmslib.model import Sample
-from bmslib.protocol import ant_2021, ant_codes, ant_control, ant_legacy
-from bmslib.protocol.ant import AntCodec, Variant
-from bmslib.protocol.ant_control import AuthOrder
 from bmslib.registry import device_types
-from bmslib.sim.ant import AntEmulator, AntLegacyEmulator
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults, GattChar, GattService
 from bmslib.sim.radio import SimRadio
 from tests.helpers import chunks_of, fuzz_settings, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 NAME_2021, NAME_LEGACY, NAME_EITHER = "ANT-BLE16ZMUB", "ANT-BLE16S", "ANT-BLE24C-001"
 FAST = 0.3  # [s] request timeout where a test waits for a reply that never comes
 PASSWORD_2021 = "123456789abc"

@@ -10,11 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bmslib.bms.ant.protocol import codec as ant
+from bmslib.bms.ant.protocol import codes as ant_codes
+from bmslib.bms.ant.protocol import control as ant_control
+from bmslib.bms.ant.protocol import data_2021 as ant_2021_data
+from bmslib.bms.ant.protocol import frames_2021 as ant_2021
+from bmslib.bms.ant.protocol import legacy as ant_legacy
+from bmslib.bms.ant.protocol.codec import AntCodec, Variant
+from bmslib.bms.ant.protocol.control import AuthOrder
 from bmslib.errors import FrameError, UnsupportedError
 from bmslib.model import Reading, Sample
-from bmslib.protocol import ant, ant_2021, ant_2021_data, ant_codes, ant_control, ant_legacy
-from bmslib.protocol.ant import AntCodec, Variant
-from bmslib.protocol.ant_control import AuthOrder
 from tests.helpers import case_id, chunks_of, fuzz_settings, load_vectors
 
 VECTORS = load_vectors("ant")

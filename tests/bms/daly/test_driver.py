@@ -17,21 +17,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
-from bmslib.drivers.daly import DalyDriver
+from bmslib.bms.daly.driver import DalyDriver
+from bmslib.bms.daly.emulator import DalyEmulator
+from bmslib.bms.daly.protocol import codec as daly
+from bmslib.bms.daly.protocol import legacy as daly_legacy
+from bmslib.bms.daly.protocol import modbus as daly_modbus
+from bmslib.bms.daly.protocol import p81 as daly_p81
+from bmslib.bms.daly.protocol import rtu as daly_rtu
+from bmslib.bms.daly.protocol.auto import DalyAutoCodec, DalyFrames
+from bmslib.bms.daly.protocol.codec import DalyProtocol
 from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
 from bmslib.model import Reading, Sample
-from bmslib.protocol import daly, daly_legacy, daly_modbus, daly_p81, daly_rtu
-from bmslib.protocol.daly import DalyProtocol
-from bmslib.protocol.daly_auto import DalyAutoCodec, DalyFrames
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
-from bmslib.sim.daly import DalyEmulator
 from bmslib.sim.emulator import Faults
 from bmslib.sim.radio import SimRadio
 from tests.helpers import fuzz_settings, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[3]
 VECTORS = load_vectors("daly")
 PROTOCOLS = ("modbus", "legacy", "p81")
 PROBE = {p.value: daly.PROBES[p] for p in daly.PROBE_ORDER}

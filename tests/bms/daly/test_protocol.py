@@ -11,10 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bmslib.bms.daly.protocol import codec as daly
+from bmslib.bms.daly.protocol import legacy as daly_legacy
+from bmslib.bms.daly.protocol import modbus as daly_modbus
+from bmslib.bms.daly.protocol import p81 as daly_p81
+from bmslib.bms.daly.protocol import rtu as daly_rtu
+from bmslib.bms.daly.protocol.codec import DalyCodec, DalyProtocol
 from bmslib.errors import FrameError, UnsupportedError
 from bmslib.model import Reading, merge_readings
-from bmslib.protocol import daly, daly_legacy, daly_modbus, daly_p81, daly_rtu
-from bmslib.protocol.daly import DalyCodec, DalyProtocol
 from tests.helpers import case_id, chunks_of, fuzz_settings, load_vectors
 
 VECTORS = load_vectors("daly")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from bmslib.ble.scan import classify
+from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.model import Sample
 from bmslib.registry import device_types
 from bmslib.sim.emulator import Faults
-from bmslib.sim.jbd import JbdEmulator
 from bmslib.sim.radio import SimRadio
 from tests.sim_helpers import add_emulator, make_driver
 

@@ -13,17 +13,17 @@ import random
 
 import pytest
 
+from bmslib.bms.jbd.driver import JbdDriver
+from bmslib.bms.jbd.emulator import JbdEmulator
+from bmslib.bms.jbd.protocol import auth as jbd_auth
 from bmslib.config import ConfigError, parse_config
 from bmslib.device import DeviceStatus
-from bmslib.drivers.jbd import JbdDriver
 from bmslib.errors import BmsAuthError, BmsTimeoutError
 from bmslib.model import Sample
-from bmslib.protocol import jbd_auth
 from bmslib.registry import type_infos
 from bmslib.sampler import DeviceSampler, SamplerPolicy
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
-from bmslib.sim.jbd import JbdEmulator
 from bmslib.sim.radio import SimRadio
 from tests.helpers import load_vectors
 from tests.sim_helpers import add_emulator, make_driver

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bmslib.bms.jbd.protocol import frames as jbd
 from bmslib.errors import FrameError
 from bmslib.model import Reading, merge_readings
-from bmslib.protocol import jbd
 from tests.helpers import case_id, chunks_of, fuzz_settings, load_vectors
 
 VECTORS = load_vectors("jbd")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bmslib.protocol import jbd_auth
-from bmslib.protocol.jbd_auth import AuthOutcome, JbdAuthDevice, JbdAuthSession
+from bmslib.bms.jbd.protocol import auth as jbd_auth
+from bmslib.bms.jbd.protocol.auth import AuthOutcome, JbdAuthDevice, JbdAuthSession
 from tests.helpers import fuzz_settings, load_vectors
 
 (CAPTURE,) = [c for c in load_vectors("jbd") if "sequence" in c]

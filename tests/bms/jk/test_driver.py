@@ -14,20 +14,20 @@ from typing import Any
 import pytest
 
 from bmslib.ble.scan import classify
-from bmslib.drivers.jk import JkDriver
+from bmslib.bms.jk.driver import JkDriver
+from bmslib.bms.jk.emulator import JkEmulator
+from bmslib.bms.jk.protocol import codec as jk
+from bmslib.bms.jk.protocol.codec import JkCodec, Layout
 from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, UnsupportedError
 from bmslib.model import Reading, Sample
-from bmslib.protocol import jk
-from bmslib.protocol.jk import JkCodec, Layout
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
-from bmslib.sim.jk import JkEmulator
 from bmslib.sim.radio import SimRadio
 from tests.helpers import case_id, chunks_of, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 REQUEST_TIMEOUT = 1.0  # [s] the drivers' request timeout in these tests
 PERIOD = 0.05  # [s] the emulators' cell-info period in these tests
 SLOW = 60.0  # [s] a period so long that after the first frame nothing more comes in a test

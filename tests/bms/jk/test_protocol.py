@@ -12,10 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bmslib.bms.jk.protocol import codec as jk
+from bmslib.bms.jk.protocol import device_info_decoder as jk_device_info
+from bmslib.bms.jk.protocol import framing as jk_framing
+from bmslib.bms.jk.protocol import jk02 as jk_jk02
+from bmslib.bms.jk.protocol import jk04 as jk_jk04
+from bmslib.bms.jk.protocol.codec import JkAssembler, JkCodec, Layout
 from bmslib.errors import FrameError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, Sample, merge_readings
-from bmslib.protocol import jk, jk_device_info, jk_framing, jk_jk02, jk_jk04
-from bmslib.protocol.jk import JkAssembler, JkCodec, Layout
 from tests.helpers import case_id, chunks_of, fuzz_settings, load_vectors
 
 VECTORS = load_vectors("jk")

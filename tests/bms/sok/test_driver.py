@@ -16,19 +16,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
+from bmslib.bms.sok import protocol as sok
+from bmslib.bms.sok.emulator import SokEmulator
+from bmslib.bms.sok.emulator_frames import encode_name, encode_status, parse_request
 from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, UnsupportedError
 from bmslib.model import Sample
-from bmslib.protocol import sok
-from bmslib.protocol.sok_device import encode_name, encode_status, parse_request
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator, Faults
 from bmslib.sim.radio import SimRadio
-from bmslib.sim.sok import SokEmulator
 from tests.helpers import fuzz_settings, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[3]
 VECTORS = load_vectors("sok")
 
 

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bmslib.bms.sok import emulator_frames as sok_device
+from bmslib.bms.sok import protocol as sok
 from bmslib.errors import FrameError
 from bmslib.model import Reading, merge_readings
-from bmslib.protocol import sok, sok_device
 from bmslib.protocol.fields import decode_array
 from tests.helpers import case_id, fuzz_settings, load_vectors
 

@@ -15,20 +15,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
+from bmslib.bms.jbd.emulator import JbdEmulator
+from bmslib.bms.sok.emulator import SokEmulator
+from bmslib.bms.supervolt import protocol as supervolt
+from bmslib.bms.supervolt.emulator import SupervoltEmulator
 from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, UnsupportedError
 from bmslib.model import Sample
-from bmslib.protocol import supervolt
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator, Faults
-from bmslib.sim.jbd import JbdEmulator
 from bmslib.sim.radio import SimRadio
-from bmslib.sim.sok import SokEmulator
-from bmslib.sim.supervolt import SupervoltEmulator
 from tests.helpers import fuzz_settings, load_vectors
 from tests.sim_helpers import add_emulator, make_driver
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[3]
 VECTORS = load_vectors("supervolt")
 
 

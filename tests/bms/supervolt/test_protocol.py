@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.supervolt import emulator_frames as supervolt_device
+from bmslib.bms.supervolt import protocol as supervolt
 from bmslib.errors import FrameError
 from bmslib.model import Reading, Sample, merge_readings
-from bmslib.protocol import jbd, supervolt, supervolt_device
 from tests.helpers import case_id, chunks_of, fuzz_settings, load_vectors
 
 VECTORS = load_vectors("supervolt")

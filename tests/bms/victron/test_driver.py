@@ -19,8 +19,11 @@ from pathlib import Path
 import pytest
 
 from bmslib.ble.scan import classify
+from bmslib.bms.victron.driver import VictronAdvDriver, VictronGattDriver, make_driver
+from bmslib.bms.victron.emulator import DEMO_KEY, DEMO_KEY_HEX, VictronEmulator
+from bmslib.bms.victron.protocol import advertisement as victron_adv
+from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.cli import demo_devices, load_app_config
-from bmslib.drivers.victron import VictronAdvDriver, VictronGattDriver, make_driver
 from bmslib.errors import (
     BmsAuthError,
     BmsConnectError,
@@ -29,17 +32,15 @@ from bmslib.errors import (
     DeviceNotFoundError,
 )
 from bmslib.model import Sample
-from bmslib.protocol import victron, victron_adv
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
 from bmslib.sim.radio import SimRadio
-from bmslib.sim.victron import DEMO_KEY, DEMO_KEY_HEX, VictronEmulator
 from tests.helpers import load_vectors
 from tests.sim_helpers import add_emulator, backend_of, device_config
 from tests.sim_helpers import make_driver as make_test_driver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 VECTORS = load_vectors("victron")
 (ADV_CASE,) = [c for c in VECTORS if c.get("encryption_key") and "error" not in c["expected"]]
 (WRONG_KEY_CASE,) = [c for c in VECTORS if c.get("encryption_key") and "error" in c["expected"]]

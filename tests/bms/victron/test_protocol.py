@@ -8,9 +8,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from bmslib.bms.victron.protocol import advertisement as victron_adv
+from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.errors import FrameError
 from bmslib.model import Reading, Sample, merge_readings
-from bmslib.protocol import victron, victron_adv
 from tests.helpers import case_id, fuzz_settings, load_vectors
 
 VECTORS = load_vectors("victron")

@@ -1,8 +1,8 @@
 """ANT BMS over BLE: what both protocol generations share, variant detection, and the codec.
 
 Two generations answer on the same GATT characteristic (service FFE0, characteristic FFE1 carries
-both directions): the 2021 protocol (:mod:`bmslib.protocol.ant_2021`, commands in
-:mod:`bmslib.protocol.ant_control`) and the legacy protocol (:mod:`bmslib.protocol.ant_legacy`).
+both directions): the 2021 protocol (:mod:`bmslib.bms.ant.protocol.frames_2021`, commands in
+:mod:`bmslib.bms.ant.protocol.control`) and the legacy protocol (:mod:`bmslib.bms.ant.protocol.legacy`).
 The advertised name tells them apart only for some models; otherwise the first reply does (a 2021
 unit answers the ``7E A1`` status request, a legacy unit only ``DB DB``). Writes must be sent
 without response: write-with-response fails with "insufficient authorization" on some stacks.
@@ -13,8 +13,10 @@ from __future__ import annotations
 import enum
 import re
 
+from bmslib.bms.ant.protocol import data_2021 as ant_2021_data
+from bmslib.bms.ant.protocol import frames_2021 as ant_2021
+from bmslib.bms.ant.protocol import legacy as ant_legacy
 from bmslib.model import Reading
-from bmslib.protocol import ant_2021, ant_2021_data, ant_legacy
 from bmslib.protocol.base import AdvertisementMatcher, FrameAssembler
 
 SERVICE_UUID = "0000ffe0-0000-1000-8000-00805f9b34fb"

@@ -18,8 +18,8 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bmslib.bms.ant.protocol import frames_2021 as frames
 from bmslib.errors import FrameError, UnsupportedError
-from bmslib.protocol import ant_2021 as frames
 
 AUTH_ADDRESS = 0x016A
 DEFAULT_PASSWORD = "123456789abc"  # noqa: S105 - sent by the esphome component before every write

@@ -13,10 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from bmslib.errors import FrameError
-from bmslib.model import DeviceInfo, Reading
-from bmslib.protocol import ant_codes as codes
-from bmslib.protocol.ant_2021 import (
+from bmslib.bms.ant.protocol import codes
+from bmslib.bms.ant.protocol.frames_2021 import (
     DEVICE_INFO_ADDRESS,
     DEVICE_INFO_TRAILER,
     END,
@@ -25,6 +23,8 @@ from bmslib.protocol.ant_2021 import (
     build_frame,
     check_frame,
 )
+from bmslib.errors import FrameError
+from bmslib.model import DeviceInfo, Reading
 from bmslib.protocol.fields import Field, FieldTable, Number, decode_array, encode_array
 
 MAX_CELLS, MAX_TEMPERATURES = 32, 8

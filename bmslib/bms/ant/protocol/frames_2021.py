@@ -10,8 +10,8 @@ length byte does not count. The assembler therefore ends a frame where the lengt
 the data ends, followed by ``AA 55`` (directly or after at most :data:`MAX_TRAILER` bytes). It never
 ends a frame on a trailing ``0x55`` alone: that byte is a plain ``U`` in the version strings.
 
-The data frames (status, device info) are decoded in :mod:`bmslib.protocol.ant_2021_data`;
-commands and authentication are in :mod:`bmslib.protocol.ant_control`.
+The data frames (status, device info) are decoded in :mod:`bmslib.bms.ant.protocol.data_2021`;
+commands and authentication are in :mod:`bmslib.bms.ant.protocol.control`.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bmslib.bms.ant.protocol import codes
 from bmslib.errors import FrameError, UnsupportedError
 from bmslib.model import Reading
-from bmslib.protocol import ant_codes as codes
 from bmslib.protocol.base import HeadedAssembler
 from bmslib.protocol.fields import Field, FieldTable, Number, decode_array, encode_array
 

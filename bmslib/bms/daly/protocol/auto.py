@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bmslib.bms.daly.protocol import codec as daly
+from bmslib.bms.daly.protocol import modbus as daly_modbus
+from bmslib.bms.daly.protocol import p81 as daly_p81
+from bmslib.bms.daly.protocol.codec import DalyCodec, DalyProtocol
+from bmslib.bms.daly.protocol.legacy import LegacyAssembler
+from bmslib.bms.daly.protocol.rtu import ERROR_FLAG, READ, ModbusAssembler
 from bmslib.errors import FrameError
 from bmslib.model import Reading
-from bmslib.protocol import daly, daly_modbus, daly_p81
 from bmslib.protocol.base import FrameAssembler
-from bmslib.protocol.daly import DalyCodec, DalyProtocol
-from bmslib.protocol.daly_legacy import LegacyAssembler
-from bmslib.protocol.daly_rtu import ERROR_FLAG, READ, ModbusAssembler
 
 FrameMatch = Callable[[bytes], bool]
 

@@ -1,8 +1,8 @@
 """Daly BMS: three incompatible wire protocols behind one name, sans-IO.
 
-* Modbus "D2" (H/K/M/S series, 2022+): :mod:`bmslib.protocol.daly_modbus`.
-* Legacy "A5" (older series): :mod:`bmslib.protocol.daly_legacy`.
-* Modbus "0x81" (ESS-DL-BMS / Sun Deposit): :mod:`bmslib.protocol.daly_p81`, read-only.
+* Modbus "D2" (H/K/M/S series, 2022+): :mod:`bmslib.bms.daly.protocol.modbus`.
+* Legacy "A5" (older series): :mod:`bmslib.bms.daly.protocol.legacy`.
+* Modbus "0x81" (ESS-DL-BMS / Sun Deposit): :mod:`bmslib.bms.daly.protocol.p81`, read-only.
 
 Type ``daly`` probes once at connect: the driver sends :data:`PROBES` in :data:`PROBE_ORDER`, feeds
 what comes back to :func:`classify_reply`, and keeps the answer for the session. Types
@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from bmslib.bms.daly.protocol import legacy as daly_legacy
+from bmslib.bms.daly.protocol import modbus as daly_modbus
+from bmslib.bms.daly.protocol import p81 as daly_p81
+from bmslib.bms.daly.protocol.legacy import LegacyAssembler, LegacySession
+from bmslib.bms.daly.protocol.rtu import ModbusAssembler
 from bmslib.errors import UnsupportedError
 from bmslib.model import Reading
-from bmslib.protocol import daly_legacy, daly_modbus, daly_p81
 from bmslib.protocol.base import AdvertisementMatcher, FrameAssembler
-from bmslib.protocol.daly_legacy import LegacyAssembler, LegacySession
-from bmslib.protocol.daly_rtu import ModbusAssembler
 
 SERVICE_UUID = "0000fff0-0000-1000-8000-00805f9b34fb"
 NOTIFY_UUID = "0000fff1-0000-1000-8000-00805f9b34fb"

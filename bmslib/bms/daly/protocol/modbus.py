@@ -1,6 +1,6 @@
 """Daly Modbus "D2" protocol (H/K/M/S series, 2022+), sans-IO.
 
-Modbus RTU with slave address 0xD2 (framing in :mod:`bmslib.protocol.daly_rtu`). A sample is one read
+Modbus RTU with slave address 0xD2 (framing in :mod:`bmslib.bms.daly.protocol.rtu`). A sample is one read
 of 62 (or 80) registers at 0x0000; MOSFETs are switched by writing 1/0 to 0x00A5 (charge) and 0x00A6
 (discharge), and the BMS confirms by echoing the write.
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from bmslib.bms.daly.protocol import rtu as daly_rtu
+from bmslib.bms.daly.protocol.rtu import ModbusAssembler, ModbusRequest, ascii_field, read_response, reply_payload
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
-from bmslib.protocol import daly_rtu
-from bmslib.protocol.daly_rtu import ModbusAssembler, ModbusRequest, ascii_field, read_response, reply_payload
 from bmslib.protocol.fields import (
     Field,
     FieldTable,

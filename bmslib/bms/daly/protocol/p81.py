@@ -1,6 +1,6 @@
 """Daly Modbus "0x81" variant (ESS-DL-BMS / Sun Deposit), sans-IO, read-only.
 
-Same Modbus RTU framing as D2 (:mod:`bmslib.protocol.daly_rtu`), but requests are addressed to 0x81
+Same Modbus RTU framing as D2 (:mod:`bmslib.bms.daly.protocol.rtu`), but requests are addressed to 0x81
 and replies come from 0x51, and the register map differs: 48 cell slots, so everything after the
 cells moves. A sample is two reads: RT1 (64 registers at 0x0000: cells, temperatures, voltage,
 current, SoC, counts) and RT2 (62 registers at 0x0041: state, charge, cycles, MOSFETs, MOSFET and
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from bmslib.bms.daly.protocol import rtu as daly_rtu
+from bmslib.bms.daly.protocol.modbus import STATE_NAMES
+from bmslib.bms.daly.protocol.rtu import ModbusRequest, read_request, read_response, reply_payload
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
-from bmslib.protocol import daly_rtu
-from bmslib.protocol.daly_modbus import STATE_NAMES
-from bmslib.protocol.daly_rtu import ModbusRequest, read_request, read_response, reply_payload
 from bmslib.protocol.fields import Field, FieldTable, Number, decode_array, encode_array
 
 REQUEST_ADDRESS, REPLY_ADDRESS = 0x81, 0x51

@@ -6,9 +6,9 @@ about once a second). Re-send 0x96 to refresh the settings (switch states) after
 
 The layout of settings and cell-info frames depends on the firmware; :class:`JkCodec` picks it
 from the device-info frame unless one is forced (config types ``jk_24s``, ``jk_32s``, ``jk04``).
-Framing is in :mod:`~bmslib.protocol.jk_framing`, the frame layouts in
-:mod:`~bmslib.protocol.jk_jk02`, :mod:`~bmslib.protocol.jk_jk04` and
-:mod:`~bmslib.protocol.jk_device_info`.
+Framing is in :mod:`~bmslib.bms.jk.protocol.framing`, the frame layouts in
+:mod:`~bmslib.bms.jk.protocol.jk02`, :mod:`~bmslib.bms.jk.protocol.jk04` and
+:mod:`~bmslib.bms.jk.protocol.device_info_decoder`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bmslib.errors import FrameError
-from bmslib.model import Reading, merge_readings
-from bmslib.protocol import jk_device_info, jk_jk02, jk_jk04
-from bmslib.protocol.base import AdvertisementMatcher
-from bmslib.protocol.fields import Number
-from bmslib.protocol.jk_device_info import layout_from_versions, version_major
-from bmslib.protocol.jk_framing import (
+from bmslib.bms.jk.protocol import device_info_decoder as jk_device_info
+from bmslib.bms.jk.protocol import jk02 as jk_jk02
+from bmslib.bms.jk.protocol import jk04 as jk_jk04
+from bmslib.bms.jk.protocol.device_info_decoder import layout_from_versions, version_major
+from bmslib.bms.jk.protocol.framing import (
     ACK,
     FRAME_LENGTH,
     REQUEST_CELL_INFO,
@@ -43,6 +41,10 @@ from bmslib.protocol.jk_framing import (
     response_frame,
     switch_command,
 )
+from bmslib.errors import FrameError
+from bmslib.model import Reading, merge_readings
+from bmslib.protocol.base import AdvertisementMatcher
+from bmslib.protocol.fields import Number
 
 __all__ = [
     "ACK", "MATCHERS", "NOTIFY_UUID", "REQUEST_CELL_INFO", "REQUEST_DEVICE_INFO", "REQUEST_LOGBOOK",
@@ -66,7 +68,7 @@ class JkCodec:
     """A JK session: assembles frames and decodes them with the layout of this device.
 
     Layout: ``layout`` (forced) wins; otherwise the one the device-info frame implies
-    (:func:`~bmslib.protocol.jk_device_info.layout_from_versions`). ``layout_conflict`` describes a
+    (:func:`~bmslib.bms.jk.protocol.device_info_decoder.layout_from_versions`). ``layout_conflict`` describes a
     forced layout that the device info disagrees with (the driver logs it once).
 
     Before any device info (and without a forced layout) a cell-info frame is decoded with every

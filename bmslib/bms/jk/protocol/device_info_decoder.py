@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bmslib.bms.jk.protocol.framing import TYPE_DEVICE_INFO, Layout, redact, response_frame
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
 from bmslib.protocol.fields import Field, FieldTable, Number
-from bmslib.protocol.jk_framing import TYPE_DEVICE_INFO, Layout, redact, response_frame
 
 MANUFACTURER = "JK"
 

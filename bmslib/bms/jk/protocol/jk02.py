@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from bmslib.bms.jk.protocol.framing import TYPE_CELL_INFO, TYPE_SETTINGS, Layout, response_frame
 from bmslib.errors import FrameError
 from bmslib.model import ExtraValue, Reading
 from bmslib.protocol.fields import Field, FieldTable, Number, bits_to_names, decode_array, encode_array
-from bmslib.protocol.jk_framing import TYPE_CELL_INFO, TYPE_SETTINGS, Layout, response_frame
 
 JK02 = (Layout.JK02_24S, Layout.JK02_32S)
 SLOTS = {Layout.JK02_24S: 24, Layout.JK02_32S: 32}

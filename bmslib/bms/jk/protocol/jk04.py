@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from bmslib.bms.jk.protocol.framing import TYPE_CELL_INFO, TYPE_SETTINGS, response_frame
+from bmslib.bms.jk.protocol.jk02 import BALANCE_ACTIONS, CELL_MAX_V
 from bmslib.errors import FrameError
 from bmslib.model import ExtraValue, Reading
 from bmslib.protocol.fields import Field, FieldTable, Number, decode_array, encode_array
-from bmslib.protocol.jk_framing import TYPE_CELL_INFO, TYPE_SETTINGS, response_frame
-from bmslib.protocol.jk_jk02 import BALANCE_ACTIONS, CELL_MAX_V
 
 SLOTS = 24
 CELLS_AT, RESISTANCES_AT = 6, 102

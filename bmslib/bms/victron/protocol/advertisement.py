@@ -23,10 +23,10 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bmslib.bms.victron.protocol.gatt import MANUFACTURER
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
 from bmslib.protocol.fields import bits_to_names, names_to_bits
-from bmslib.protocol.victron import MANUFACTURER
 
 KEY_LEN = 16
 RECORD_PRODUCT_ADVERTISEMENT = 0x10
