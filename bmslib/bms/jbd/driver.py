@@ -1,27 +1,28 @@
-"""JBD / Xiaoxiang / Overkill driver: poll basic info (0x03) and cells (0x04); FETs via 0xE1.
+"""JBD / Xiaoxiang / Overkill driver: the shared request/response flow plus the password handshake.
 
-With ``pin:`` set, the ``FF AA`` password handshake (newer firmware) runs before the first request.
+The requests (basic info 0x03 and cells 0x04 each read, hardware version 0x05 after connecting, FETs
+via 0xE1) are declared in the protocol module. With ``pin:`` set, the ``FF AA`` password handshake
+(newer firmware) runs before the first request: that exchange of several steps, and what each
+outcome means, is this module's own code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from bmslib.ble.transport import FrameMatch
 from bmslib.bms.jbd.protocol import auth as jbd_auth
 from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.jbd.protocol import requests
 from bmslib.bms.jbd.protocol.auth import AuthOutcome
-from bmslib.drivers.base import BleDriver
-from bmslib.errors import BmsAuthError, BmsTimeoutError, FrameError, UnsupportedError
-from bmslib.model import Reading, merge_readings
+from bmslib.drivers.request_response import RequestResponseDriver
+from bmslib.errors import BmsAuthError, BmsTimeoutError, FrameError
+from bmslib.model import Reading
 from bmslib.protocol.base import Codec, FrameAssembler
+from bmslib.protocol.requests import ReplyMatch, Request
 
 
-def _reply_to(register: int) -> FrameMatch:
-    return lambda frame: frame[0] == jbd.START and jbd.frame_register(frame) == register
-
-
-def _auth_reply_to(cmd: int) -> FrameMatch:
+def _auth_reply_to(cmd: int) -> ReplyMatch:
     return lambda frame: frame[:2] == jbd_auth.HEADER and frame[2] == cmd
 
 
@@ -65,32 +66,36 @@ class _JbdAuthCodec:
         return jbd.decode(frame)
 
 
-class JbdDriver(BleDriver):
+class JbdDriver(RequestResponseDriver):
+    """JBD on the shared request/response flow; its own part is the password handshake (:meth:`session_setup`)."""
+
     service_uuid = jbd.SERVICE_UUID
     notify_uuid = jbd.NOTIFY_UUID
     write_uuid = jbd.WRITE_UUID
     switches: ClassVar[frozenset[str]] = frozenset({"charge", "discharge"})
     request_timeout: ClassVar[float] = 5.0
+    polls = requests.POLLS
+    setup_requests = requests.SETUP_REQUESTS
+    label = "JBD"
     #: seconds to wait for each reply of the password handshake
     auth_timeout: ClassVar[float] = 2.0
 
-    _last_switches: dict[str, bool] | None = None
     _auth_unanswered = False  # the BMS ignored the handshake once: it has no password support
     _no_password_logged = False
 
     def make_codec(self) -> Codec:
         return _JbdAuthCodec() if self.config.pin is not None else jbd.JbdCodec()
 
-    async def on_connected(self) -> None:
+    def switch_request(self, name: str, on: bool, switches: Mapping[str, bool]) -> Request:
+        return requests.switch_request(name, on, switches)
+
+    async def session_setup(self) -> None:
         if self.config.pin is not None and not self._auth_unanswered:
             await self.authenticate(self.config.pin)
-        if self.device_info.model is None:
-            try:
-                await self.query(jbd.request(jbd.REG_HW), _reply_to(jbd.REG_HW))
-            except TimeoutError:
-                hint = "" if self.config.pin is not None else (
-                    " (a BMS with a password answers nothing until it gets it: then set `pin:`)")
-                self.log.info("no reply to the hardware-version request; continuing without it%s", hint)
+
+    def setup_hint(self) -> str:
+        return "" if self.config.pin is not None else (
+            " (a BMS with a password answers nothing until it gets it: then set `pin:`)")
 
     async def authenticate(self, password: str) -> None:
         """The ``FF AA`` handshake: app key, random byte, user password, root password.
@@ -130,23 +135,3 @@ class JbdDriver(BleDriver):
                 self.log.info("`pin` is set, but this BMS asks for no password")
         else:
             self.log.debug("password accepted")
-
-    async def read_basic(self) -> Reading:
-        basic = await self.query(jbd.request(jbd.REG_BASIC), _reply_to(jbd.REG_BASIC))
-        self._last_switches = dict(basic.get("switches", {}))
-        return basic
-
-    async def read(self) -> Reading:
-        basic = await self.read_basic()
-        cells = await self.query(jbd.request(jbd.REG_CELLS), _reply_to(jbd.REG_CELLS))
-        return merge_readings(basic, cells)
-
-    async def set_switch(self, name: str, on: bool) -> None:
-        if name not in self.switches:
-            raise UnsupportedError(f"JBD has no switch {name!r}")
-        state = self._last_switches
-        if state is None:
-            await self.read_basic()
-            state = self._last_switches or {}
-        want = {"charge": state.get("charge", True), "discharge": state.get("discharge", True), name: on}
-        await self.query(jbd.mos_request(want["charge"], want["discharge"]), _reply_to(jbd.REG_MOS))
