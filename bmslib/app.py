@@ -17,11 +17,12 @@ from bmslib.ble.backend import SYSTEM, BleBackend
 from bmslib.config import AppConfig, DeviceConfig
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
+from bmslib.family import DeviceType
 from bmslib.groups import FIRST_SAMPLE_WAIT, GroupDriver, age_limit, group_device_type, member_switches
 from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
 from bmslib.publishing import Averager, PublishSchedule
-from bmslib.registry import DeviceType, device_types
+from bmslib.registry import device_types
 from bmslib.sampler import DeviceSampler, SamplerPolicy
 from bmslib.sim.battery import BatteryModel, sine_load
 from bmslib.sim.emulator import Emulator

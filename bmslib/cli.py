@@ -18,7 +18,8 @@ from bmslib import __version__
 from bmslib.algorithm import validate_algorithm
 from bmslib.config import DEFAULT_SEARCH, AppConfig, load_config, parse_config, read_options_file
 from bmslib.errors import BluetoothUnavailableError, ConfigError
-from bmslib.registry import DeviceType, device_types, type_infos
+from bmslib.family import DeviceType
+from bmslib.registry import device_types, type_infos
 
 if TYPE_CHECKING:
     from bmslib.sim.faults import FaultPlan

@@ -1,4 +1,4 @@
-"""``decode``: notification chunks (hex) through a type's assembler and decoder, for bug reports."""
+"""The ``decode`` subcommand: notification chunks (hex) through a type's assembler and decoder, for bug reports."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bmslib.errors import FrameError
+from bmslib.family import DeviceType
 from bmslib.model import Reading, Sample, merge_readings
-from bmslib.registry import DeviceType
+from bmslib.protocol.decoded import Decoded
 
 # Sample fields reported by `decode` (timestamps are not: they say nothing about the frames).
 _SKIP = ("timestamp", "mono")
@@ -18,7 +19,7 @@ def decode_chunks(device_type: DeviceType, chunks: Sequence[bytes],
                   options: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Feed ``chunks`` in order; return the merged sample fields, device info and frame statistics."""
     if device_type.decoder is not None:
-        return device_type.decoder(chunks, options or {})
+        return result_json(device_type.decoder(chunks, options or {}))
     if device_type.codec is None:
         raise ValueError(f"type {device_type.name!r} has no frame protocol to decode")
     codec = device_type.codec()
@@ -31,19 +32,21 @@ def decode_chunks(device_type: DeviceType, chunks: Sequence[bytes],
                 reading = merge_readings(reading, codec.decode(frame))
             except FrameError as exc:
                 errors.append(str(exc))
-    return result_json(reading, frames=asm.frames, rejected=asm.dropped,
-                       errors=[str(e) for e in asm.recent_errors] + errors)
+    return result_json(Decoded(reading, frames=asm.frames, rejected=asm.dropped,
+                               errors=[str(e) for e in asm.recent_errors] + errors))
 
 
-def result_json(reading: Reading, *, frames: int, rejected: int, errors: list[str]) -> dict[str, Any]:
-    now = time.time()
-    sample = Sample.build(reading, timestamp=now, mono=0.0).as_dict()
+def result_json(decoded: Decoded) -> dict[str, Any]:
+    """What ``decode`` prints: the sample fields (no timestamps), device info, statistics, errors, extras."""
+    reading = decoded.reading
+    sample = Sample.build(reading, timestamp=time.time(), mono=0.0).as_dict()
     out = {k: v for k, v in sample.items() if k not in _SKIP}
     info = reading.get("device_info")
     if info is not None:
         out["device_info"] = info.as_dict()
-    out["frames"] = frames
-    out["rejected"] = rejected
-    if errors:
-        out["errors"] = errors
+    out["frames"] = decoded.frames
+    out["rejected"] = decoded.rejected
+    if decoded.errors:
+        out["errors"] = decoded.errors
+    out.update(decoded.extra)
     return out

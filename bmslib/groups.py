@@ -43,8 +43,8 @@ from bmslib.ble.backend import BleBackend
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import DeviceLog, Driver
 from bmslib.errors import BmsError
+from bmslib.family import DeviceType
 from bmslib.model import DeviceInfo, Reading, Sample
-from bmslib.registry import DeviceType
 
 if TYPE_CHECKING:
     from bmslib.config import DeviceConfig

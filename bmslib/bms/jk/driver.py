@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 from bmslib.ble.backend import BleBackend
 from bmslib.ble.transport import FrameMatch
 from bmslib.bms.jk.protocol import codec as jk
-from bmslib.bms.jk.protocol.codec import JkCodec, Layout
+from bmslib.bms.jk.protocol.codec import FrameLayout, JkCodec
 from bmslib.bms.jk.protocol.framing import TYPE_CELL_INFO, TYPE_DEVICE_INFO, TYPE_SETTINGS
 from bmslib.drivers.base import BleDriver, DeviceLog
 from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from bmslib.config import DeviceConfig
 
 #: config type that chooses each layout (named in the warning about a forced layout)
-LAYOUT_TYPES = {Layout.JK02_24S: "jk_24s", Layout.JK02_32S: "jk_32s", Layout.JK04: "jk04"}
+LAYOUT_TYPES = {FrameLayout.JK02_24S: "jk_24s", FrameLayout.JK02_32S: "jk_32s", FrameLayout.JK04: "jk04"}
 
 
 def _of_type(kind: int) -> FrameMatch:
@@ -55,7 +55,7 @@ class JkDriver(BleDriver):
     codec: JkCodec
 
     def __init__(self, config: DeviceConfig, *, address: str, backend: BleBackend, log: DeviceLog,
-                 layout: Layout | None = None) -> None:
+                 layout: FrameLayout | None = None) -> None:
         self.forced_layout = layout  # before super().__init__, which makes the codec
         super().__init__(config, address=address, backend=backend, log=log)
         self.debug = config.debug
@@ -70,7 +70,7 @@ class JkDriver(BleDriver):
         self._last_rejection = ""
         self._stall_logged = False
         self._conflict_logged = False
-        self._layout_logged: Layout | None = None
+        self._layout_logged: FrameLayout | None = None
 
     def make_codec(self) -> JkCodec:
         return JkCodec(self.forced_layout)
@@ -78,7 +78,7 @@ class JkDriver(BleDriver):
     @property
     def offered_switches(self) -> frozenset[str]:
         """JK04 active balancers switch only the balancer."""
-        return frozenset({"balance"}) if self.codec.layout is Layout.JK04 else self.switches
+        return frozenset({"balance"}) if self.codec.layout is FrameLayout.JK04 else self.switches
 
     # --- session ---
     async def on_connected(self) -> None:

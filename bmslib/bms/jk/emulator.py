@@ -23,7 +23,7 @@ import random
 from typing import ClassVar, Literal
 
 from bmslib.bms.jk.protocol import codec as jk
-from bmslib.bms.jk.protocol.codec import Layout
+from bmslib.bms.jk.protocol.codec import FrameLayout
 from bmslib.bms.jk.protocol.device_info_decoder import version_major
 from bmslib.bms.jk.protocol.framing import (
     ACK,
@@ -45,14 +45,14 @@ from bmslib.sim.emulator import Advertisement, Emulator, Faults, GattChar, GattS
 
 #: (model, hardware, software) of a real device of each layout
 FIRMWARE = {
-    Layout.JK02_24S: ("JK-B2A24S20P", "10.XG", "10.07"),
-    Layout.JK02_32S: ("JK_PB2A16S15P", "14.XA", "14.20"),
-    Layout.JK04: ("JK-B2A16S", "3.0", "3.3.0"),
+    FrameLayout.JK02_24S: ("JK-B2A24S20P", "10.XG", "10.07"),
+    FrameLayout.JK02_32S: ("JK_PB2A16S15P", "14.XA", "14.20"),
+    FrameLayout.JK04: ("JK-B2A16S", "3.0", "3.3.0"),
 }
 SWITCH_REGISTERS = {
-    Layout.JK02_24S: {REG_CHARGE: "charge", REG_DISCHARGE: "discharge", REG_BALANCE: "balance"},
-    Layout.JK02_32S: {REG_CHARGE: "charge", REG_DISCHARGE: "discharge", REG_BALANCE: "balance"},
-    Layout.JK04: {REG_JK04_BALANCE: "balance"},
+    FrameLayout.JK02_24S: {REG_CHARGE: "charge", REG_DISCHARGE: "discharge", REG_BALANCE: "balance"},
+    FrameLayout.JK02_32S: {REG_CHARGE: "charge", REG_DISCHARGE: "discharge", REG_BALANCE: "balance"},
+    FrameLayout.JK04: {REG_JK04_BALANCE: "balance"},
 }
 MANUFACTURER_ID = 0x0B65  # data: 88 A0 + the MAC, as in the advertisement matcher
 MAX_RX = 64  # bytes of host writes buffered while looking for a command
@@ -61,18 +61,18 @@ SOH = 98  # [%] the aged capacity is this share of the user capacity
 
 class JkEmulator(Emulator):
     type_name = "jk"
-    default_layout: ClassVar[Layout] = Layout.JK02_32S
+    default_layout: ClassVar[FrameLayout] = FrameLayout.JK02_32S
     mtu = 128
 
     _rx: bytearray
 
     def __init__(self, *, address: str, name: str, battery: BatteryModel | None = None,
-                 faults: Faults | None = None, rng: random.Random | None = None, layout: Layout | None = None,
+                 faults: Faults | None = None, rng: random.Random | None = None, layout: FrameLayout | None = None,
                  module: Literal["new", "old"] = "new", firmware: tuple[str, str] | None = None,
                  stream_period: float = 1.0, mtu: int = 128, answers_device_info: bool = True,
                  at_noise: float = 0.3, echo: bool = False, passcode: str = "1234") -> None:
         super().__init__(address=address, name=name, battery=battery, faults=faults, rng=rng)
-        self.layout = Layout(layout or self.default_layout)
+        self.layout = FrameLayout(layout or self.default_layout)
         self.module = module
         self.model, hw, sw = FIRMWARE[self.layout]
         self.hw_version, self.sw_version = firmware or (hw, sw)
@@ -197,7 +197,7 @@ class JkEmulator(Emulator):
     def settings_frame(self) -> bytes:
         b = self.battery
         values: dict[str, Number]
-        if self.layout is Layout.JK04:
+        if self.layout is FrameLayout.JK04:
             values = {"cell_count_setting": b.cells, "power_off_voltage": 2.75, "voltage_calibration": 3.033,
                       "balance_start_voltage": 3.35, "balance_trigger_voltage": 0.008, "max_balance_current": 2.0,
                       "balance_enabled": int(b.balancer)}
@@ -220,7 +220,7 @@ class JkEmulator(Emulator):
         cells = b.cell_voltages
         resistances = [b.internal_resistance] * b.cells  # [Ohm]
         balancing = int(b.balance_current != 0)
-        if self.layout is Layout.JK04:
+        if self.layout is FrameLayout.JK04:
             values: dict[str, Number] = {"balance_action": balancing, "balance_current": b.balance_current,
                                          "uptime": self.uptime}
             return jk.encode_cell_info(self.layout, values, cells, resistances, self._next_counter())
@@ -239,27 +239,27 @@ class JkEmulator(Emulator):
     @property
     def error_mask(self) -> int:
         """The error bits the layout has room for (24S: 16, 32S: 32)."""
-        return 0xFFFF if self.layout is Layout.JK02_24S else 0xFFFF_FFFF
+        return 0xFFFF if self.layout is FrameLayout.JK02_24S else 0xFFFF_FFFF
 
     @property
     def probe_names(self) -> tuple[str, ...]:
         """The cell/pack temperature probes this firmware reports, in order."""
         sw = version_major(self.sw_version) or 0
-        if self.layout is Layout.JK02_32S and sw >= EXTENDED_PROBES_SW_MAJOR:
+        if self.layout is FrameLayout.JK02_32S and sw >= EXTENDED_PROBES_SW_MAJOR:
             return ("t1", "t2", "t3", "t4")
         return ("t1", "t2")
 
 
 class Jk24sEmulator(JkEmulator):
     type_name = "jk_24s"
-    default_layout = Layout.JK02_24S
+    default_layout = FrameLayout.JK02_24S
 
 
 class Jk32sEmulator(JkEmulator):
     type_name = "jk_32s"
-    default_layout = Layout.JK02_32S
+    default_layout = FrameLayout.JK02_32S
 
 
 class Jk04Emulator(JkEmulator):
     type_name = "jk04"
-    default_layout = Layout.JK04
+    default_layout = FrameLayout.JK04

@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
@@ -372,39 +371,3 @@ class VictronAdvDriver(Driver):
         if kind not in self._notes_logged and len(self._notes_logged) < 32:
             self._notes_logged.add(kind)
             self.log.debug("%s", message)
-
-
-# --- `decode` --------------------------------------------------------------------------------------
-
-
-def decode_advertisements(inputs: Sequence[bytes], options: Mapping[str, str]) -> dict[str, Any]:
-    """``decode --type victron --key KEY HEX...``: each HEX is one advertisement's manufacturer data
-    for company 0x02E1 without the company id (it starts with ``10``); a leading ``e102`` is dropped."""
-    from bmslib.cli_decode import result_json  # noqa: PLC0415  (bmslib.cli_decode imports the registry, which imports us)
-
-    key_text = options.get("key")
-    if not key_text:
-        raise ValueError("victron decodes Instant Readout advertisements and needs --key (32 hex digits, "
-                         "from VictronConnect)")
-    key = victron_adv.parse_key(key_text)  # its message never repeats the key
-    reading: Reading = {}
-    errors: list[str] = []
-    decoded = 0
-    advertisements: list[dict[str, Any]] = []
-    for raw in inputs:
-        data = raw[2:] if raw[:3] == b"\xe1\x02\x10" else raw
-        try:
-            readout = victron_adv.decode_advertisement(data, key)
-        except FrameError as exc:
-            errors.append(str(exc))
-            continue
-        advertisements.append({
-            "product_id": f"0x{readout.product_id:04X}", "record_type": readout.record_type, "nonce": readout.nonce,
-            **({"skipped": readout.skipped} if readout.skipped else {}),
-        })
-        if readout.skipped is None:
-            decoded += 1
-            reading = merge_readings(reading, readout.reading)
-    out = result_json(reading, frames=decoded, rejected=len(errors), errors=errors)
-    out["advertisements"] = advertisements
-    return out

@@ -386,7 +386,7 @@ def test_codec_keeps_the_generation_of_the_first_decoded_frame() -> None:
     codec = AntCodec()
     codec.decode(frame_of(LEGACY_14S))
     assert codec.variant is Variant.LEGACY
-    assert isinstance(codec.assembler(), ant_legacy.LegacyAssembler)
+    assert isinstance(codec.assembler(), ant_legacy.AntLegacyAssembler)
     codec = AntCodec()
     with pytest.raises(FrameError):
         codec.decode(b"\x7e\xa1junk")
@@ -456,7 +456,7 @@ BAD_LEGACY = {
 
 @pytest.mark.parametrize("raw", BAD_LEGACY.values(), ids=BAD_LEGACY.keys())
 def test_malformed_legacy_frames_are_dropped_not_raised(raw: bytes) -> None:
-    asm = ant_legacy.LegacyAssembler()
+    asm = ant_legacy.AntLegacyAssembler()
     assert asm.feed(raw) == []
     assert asm.feed(LEGACY) == [LEGACY]  # recovers without a reset
     with pytest.raises(FrameError):
@@ -467,7 +467,7 @@ def test_legacy_decoder_rejects_an_implausible_cell_count() -> None:
     frame = bytearray(LEGACY)
     frame[123] = 40
     struct.pack_into(">H", frame, 138, ant_legacy.checksum(frame))
-    assert ant_legacy.LegacyAssembler().feed(bytes(frame)) == [bytes(frame)]
+    assert ant_legacy.AntLegacyAssembler().feed(bytes(frame)) == [bytes(frame)]
     with pytest.raises(FrameError, match="cell count"):
         AntCodec().decode(bytes(frame))
 
@@ -505,7 +505,7 @@ def test_lone_trailing_0x55_does_not_end_a_frame() -> None:
 
 def test_legacy_resync_after_junk_and_a_lost_notification() -> None:
     stream = b"\xaa\x55\xaa" + b"junk" + LEGACY[:60] + LEGACY + b"\xaa\x55" + LEGACY
-    asm = ant_legacy.LegacyAssembler()
+    asm = ant_legacy.AntLegacyAssembler()
     frames = [f for i in range(0, len(stream), 19) for f in asm.feed(stream[i:i + 19])]
     assert frames == [LEGACY, LEGACY]
     assert asm.dropped >= 2
@@ -562,7 +562,7 @@ def test_fuzz_2021_envelopes_with_random_data(func: int, address: int, data: byt
 def test_fuzz_legacy_frames_with_random_content(body: bytes) -> None:
     frame = bytearray(ant_legacy.HEADER + body)
     struct.pack_into(">H", frame, 138, ant_legacy.checksum(frame))
-    assert ant_legacy.LegacyAssembler().feed(bytes(frame)) == [bytes(frame)]
+    assert ant_legacy.AntLegacyAssembler().feed(bytes(frame)) == [bytes(frame)]
     try:
         ant_legacy.decode(bytes(frame))
     except FrameError:
@@ -621,7 +621,7 @@ def test_legacy_status_round_trip(voltage: int, current: int, soc: int, design: 
               "remaining_capacity": remaining / 1e6, "charge_fet": fets[0], "discharge_fet": fets[1],
               "balancer": fets[2]}
     frame = ant_legacy.encode_status(values, [c / 1000 for c in cells], temps)
-    assert ant_legacy.LegacyAssembler().feed(frame) == [frame]
+    assert ant_legacy.AntLegacyAssembler().feed(frame) == [frame]
     r = AntCodec(Variant.LEGACY).decode(frame)
     assert r["voltage"] == pytest.approx(voltage / 10) and r["current"] == pytest.approx(current / 10)
     assert r["soc"] == soc and r["charge"] == pytest.approx(remaining / 1e6)

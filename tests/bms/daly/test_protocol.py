@@ -330,7 +330,7 @@ def test_modbus_assembler_drops_malformed_and_recovers(raw: bytes) -> None:
 
 @pytest.mark.parametrize("raw", BAD_A5.values(), ids=BAD_A5.keys())
 def test_legacy_assembler_drops_malformed_and_recovers(raw: bytes) -> None:
-    asm = daly_legacy.LegacyAssembler()
+    asm = daly_legacy.DalyLegacyAssembler()
     assert asm.feed(raw) == []
     asm.reset()
     assert asm.feed(raw + A5_GOOD) == [A5_GOOD]
@@ -339,7 +339,7 @@ def test_legacy_assembler_drops_malformed_and_recovers(raw: bytes) -> None:
 
 @pytest.mark.parametrize(("asm_factory", "good", "other"), [
     (daly_modbus.assembler, D2_GOOD, D2_OTHER),
-    (daly_legacy.LegacyAssembler, A5_GOOD, A5_OTHER),
+    (daly_legacy.DalyLegacyAssembler, A5_GOOD, A5_OTHER),
 ])
 def test_junk_between_frames_and_several_frames_per_notification(asm_factory: Callable[[], Any], good: bytes,
                                                                  other: bytes) -> None:
@@ -582,7 +582,7 @@ def test_chunking_at_arbitrary_split_points(data: st.DataObject) -> None:
     assert [f for p in pieces for f in asm.feed(p)] == frames
     legacy = b"".join([A5_GOOD, INFO_8_CELLS, *daly_legacy.encode_cells(CELLS_8)])
     lcuts = sorted(data.draw(st.lists(st.integers(0, len(legacy)), max_size=20)))
-    lasm = daly_legacy.LegacyAssembler()
+    lasm = daly_legacy.DalyLegacyAssembler()
     got = [f for a, b in zip([0, *lcuts], [*lcuts, len(legacy)], strict=True) for f in lasm.feed(legacy[a:b])]
     assert b"".join(got) == legacy
 

@@ -17,7 +17,7 @@ from bmslib.ble.scan import classify
 from bmslib.bms.jk.driver import JkDriver
 from bmslib.bms.jk.emulator import JkEmulator
 from bmslib.bms.jk.protocol import codec as jk
-from bmslib.bms.jk.protocol.codec import JkCodec, Layout
+from bmslib.bms.jk.protocol.codec import FrameLayout, JkCodec
 from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, UnsupportedError
 from bmslib.model import Reading, Sample
 from bmslib.registry import device_types
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[3]
 REQUEST_TIMEOUT = 1.0  # [s] the drivers' request timeout in these tests
 PERIOD = 0.05  # [s] the emulators' cell-info period in these tests
 SLOW = 60.0  # [s] a period so long that after the first frame nothing more comes in a test
-LAYOUTS = (Layout.JK02_24S, Layout.JK02_32S, Layout.JK04)
+LAYOUTS = (FrameLayout.JK02_24S, FrameLayout.JK02_32S, FrameLayout.JK04)
 FETS = {"charge": "charge_fet", "discharge": "discharge_fet", "balance": "balancer"}
 
 
@@ -41,7 +41,7 @@ def steady_battery(cells: int = 8, current: float = 12.5, **kw: Any) -> BatteryM
     return BatteryModel(cells=cells, capacity_ah=280.0, soc=55.0, load=lambda _t: current, **kw)
 
 
-def emulator(radio: SimRadio, layout: Layout = Layout.JK02_32S, *, battery: BatteryModel | None = None,
+def emulator(radio: SimRadio, layout: FrameLayout = FrameLayout.JK02_32S, *, battery: BatteryModel | None = None,
              **kw: Any) -> JkEmulator:
     em = add_emulator(radio, JkEmulator, battery=battery or steady_battery(), layout=layout,
                       stream_period=kw.pop("stream_period", PERIOD), **kw)
@@ -70,7 +70,7 @@ def decoded(em: JkEmulator, frame: bytes) -> Reading:
 
 @pytest.mark.parametrize("module", ["new", "old"])
 @pytest.mark.parametrize("layout", LAYOUTS)
-async def test_read_reports_the_emulated_battery(radio: SimRadio, layout: Layout, module: str) -> None:
+async def test_read_reports_the_emulated_battery(radio: SimRadio, layout: FrameLayout, module: str) -> None:
     em = emulator(radio, layout, module=module)
     drv = driver(radio, em)
     await drv.connect()
@@ -82,7 +82,7 @@ async def test_read_reports_the_emulated_battery(radio: SimRadio, layout: Layout
     assert list(s.cell_voltages or ()) == pytest.approx(b.cell_voltages, abs=0.0011)
     assert s.voltage == pytest.approx(b.voltage, abs=0.01)
     assert s.extra["cell_resistance_1"] == pytest.approx(b.internal_resistance)
-    if layout is Layout.JK04:  # an active balancer: cells, balancing, the balancer switch
+    if layout is FrameLayout.JK04:  # an active balancer: cells, balancing, the balancer switch
         assert s.current is None and s.soc is None and s.temperatures is None
         assert s.switches == {"balance": True}
         assert s.extra["cell_count_setting"] == b.cells
@@ -91,7 +91,7 @@ async def test_read_reports_the_emulated_battery(radio: SimRadio, layout: Layout
         assert s.soc == round(b.soc) and s.charge == pytest.approx(b.charge_ah, abs=0.01)
         assert s.capacity == b.capacity_ah  # the user capacity from the settings frame ...
         assert s.extra["aged_capacity"] == pytest.approx(b.capacity_ah * 0.98)  # ... not the aged one
-        assert s.cycles == b.cycles and s.soh == (98 if layout is Layout.JK02_32S else None)
+        assert s.cycles == b.cycles and s.soh == (98 if layout is FrameLayout.JK02_32S else None)
         assert list(s.temperatures or ()) == pytest.approx(b.temperatures, abs=0.06)
         assert s.mos_temperature == pytest.approx(b.mos_temperature, abs=0.06)
         assert s.switches == {"charge": True, "discharge": True, "balance": True}
@@ -101,12 +101,12 @@ async def test_read_reports_the_emulated_battery(radio: SimRadio, layout: Layout
 
 
 @pytest.mark.parametrize(("layout", "firmware"), [
-    (Layout.JK02_24S, ("10.XG", "10.08")),
-    (Layout.JK02_32S, ("11.XA", "11.48")),
-    (Layout.JK02_32S, ("19A", "19.27")),
-    (Layout.JK04, ("8.X", "8.0.3M")),  # JK-B5A24S
+    (FrameLayout.JK02_24S, ("10.XG", "10.08")),
+    (FrameLayout.JK02_32S, ("11.XA", "11.48")),
+    (FrameLayout.JK02_32S, ("19A", "19.27")),
+    (FrameLayout.JK04, ("8.X", "8.0.3M")),  # JK-B5A24S
 ])
-async def test_layout_follows_the_firmware_in_the_device_info(radio: SimRadio, layout: Layout,
+async def test_layout_follows_the_firmware_in_the_device_info(radio: SimRadio, layout: FrameLayout,
                                                               firmware: tuple[str, str],
                                                               caplog: pytest.LogCaptureFixture) -> None:
     em = emulator(radio, layout, firmware=firmware)
@@ -121,11 +121,11 @@ async def test_layout_follows_the_firmware_in_the_device_info(radio: SimRadio, l
 
 
 async def test_without_device_info_each_frame_is_decoded_with_the_layout_it_fits(radio: SimRadio) -> None:
-    em = emulator(radio, Layout.JK02_24S, answers_device_info=False)
+    em = emulator(radio, FrameLayout.JK02_24S, answers_device_info=False)
     drv = driver(radio, em)
     await drv.connect()  # waits out the device-info request, then starts the stream
     s = Sample.build(await drv.read(), timestamp=0, mono=0)
-    assert drv.codec.layout is None and drv.codec.guessed_layout is Layout.JK02_24S
+    assert drv.codec.layout is None and drv.codec.guessed_layout is FrameLayout.JK02_24S
     assert s.current == pytest.approx(12.5) and len(s.cell_voltages or ()) == em.battery.cells
     assert drv.device_info.model is None
     await drv.disconnect()
@@ -134,7 +134,7 @@ async def test_without_device_info_each_frame_is_decoded_with_the_layout_it_fits
 async def test_forced_layout_wins_over_the_device_info_with_one_warning(
         radio: SimRadio, caplog: pytest.LogCaptureFixture) -> None:
     # A 32S device whose device info suggests 24S: the software rule gets it wrong, jk_32s fixes it.
-    em = emulator(radio, Layout.JK02_32S, firmware=("10.XG", "10.07"))
+    em = emulator(radio, FrameLayout.JK02_32S, firmware=("10.XG", "10.07"))
     drv = driver(radio, em, "jk_32s")
     with caplog.at_level(logging.INFO):
         for _ in range(2):  # the warning comes once, not on every connect
@@ -146,11 +146,11 @@ async def test_forced_layout_wins_over_the_device_info_with_one_warning(
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     message = warnings[0].getMessage()
     assert "jk02_32s is configured" in message and "10.XG / software 10.07" in message and "jk_24s" in message
-    assert drv.codec.layout is Layout.JK02_32S and drv.codec.detected_layout is Layout.JK02_24S
+    assert drv.codec.layout is FrameLayout.JK02_32S and drv.codec.detected_layout is FrameLayout.JK02_24S
 
 
 async def test_wrong_layout_means_missing_data_not_wrong_data(radio: SimRadio) -> None:
-    em = emulator(radio, Layout.JK02_32S, firmware=("10.XG", "10.07"))
+    em = emulator(radio, FrameLayout.JK02_32S, firmware=("10.XG", "10.07"))
     drv = driver(radio, em)  # auto: the device info says 24S, the frames are 32S
     await drv.connect()
     started = time.monotonic()
@@ -162,7 +162,7 @@ async def test_wrong_layout_means_missing_data_not_wrong_data(radio: SimRadio) -
 
 async def test_forced_layout_matching_the_device_info_does_not_warn(
         radio: SimRadio, caplog: pytest.LogCaptureFixture) -> None:
-    em = emulator(radio, Layout.JK04)
+    em = emulator(radio, FrameLayout.JK04)
     drv = driver(radio, em, "jk04")
     with caplog.at_level(logging.INFO):
         await drv.connect()
@@ -176,7 +176,7 @@ async def test_forced_layout_matching_the_device_info_does_not_warn(
 
 async def test_a_read_is_the_newest_frame_and_never_the_same_one_twice(radio: SimRadio) -> None:
     ramp = BatteryModel(cells=4, load=lambda t: 1.0 + 10 * t)  # the current differs in every frame
-    em = emulator(radio, Layout.JK02_32S, battery=ramp)
+    em = emulator(radio, FrameLayout.JK02_32S, battery=ramp)
     drv = driver(radio, em)
     await drv.connect()
     await drv.read()
@@ -252,9 +252,9 @@ async def test_a_muted_device_fails_the_read_within_twice_the_timeout_then_recov
 
 # --- switches ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("layout", [Layout.JK02_24S, Layout.JK02_32S])
+@pytest.mark.parametrize("layout", [FrameLayout.JK02_24S, FrameLayout.JK02_32S])
 @pytest.mark.parametrize("name", ["charge", "discharge", "balance"])
-async def test_switches_reach_the_battery_and_read_back(radio: SimRadio, layout: Layout, name: str) -> None:
+async def test_switches_reach_the_battery_and_read_back(radio: SimRadio, layout: FrameLayout, name: str) -> None:
     em = emulator(radio, layout)
     drv = driver(radio, em)
     await drv.connect()
@@ -295,7 +295,7 @@ async def test_discharge_off_stops_the_current(radio: SimRadio) -> None:
 
 @pytest.mark.parametrize("type_name", ["jk", "jk04"])
 async def test_jk04_has_only_the_balancer_switch(radio: SimRadio, type_name: str) -> None:
-    em = emulator(radio, Layout.JK04)
+    em = emulator(radio, FrameLayout.JK04)
     drv = driver(radio, em, type_name)
     await drv.connect()
     await drv.read()

@@ -17,13 +17,13 @@ from bmslib.bms.jk.protocol import device_info_decoder as jk_device_info
 from bmslib.bms.jk.protocol import framing as jk_framing
 from bmslib.bms.jk.protocol import jk02 as jk_jk02
 from bmslib.bms.jk.protocol import jk04 as jk_jk04
-from bmslib.bms.jk.protocol.codec import JkAssembler, JkCodec, Layout
+from bmslib.bms.jk.protocol.codec import FrameLayout, JkAssembler, JkCodec
 from bmslib.errors import FrameError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, Sample, merge_readings
 from tests.helpers import case_id, chunks_of, fuzz_settings, load_vectors
 
 VECTORS = load_vectors("jk")
-PROTOCOL_LAYOUTS = {"JK02_24S": Layout.JK02_24S, "JK02_32S": Layout.JK02_32S, "JK04": Layout.JK04}
+PROTOCOL_LAYOUTS = {"JK02_24S": FrameLayout.JK02_24S, "JK02_32S": FrameLayout.JK02_32S, "JK04": FrameLayout.JK04}
 
 
 def kind_of(case: dict[str, Any]) -> str:
@@ -89,23 +89,23 @@ def sample(reading: Reading) -> Sample:
 # --- cell info ------------------------------------------------------------------------------------
 
 
-def aio_temperatures(r: Reading, layout: Layout) -> list[float]:
+def aio_temperatures(r: Reading, layout: FrameLayout) -> list[float]:
     """Our temperatures in aiobmsble's presence-mask order (24S: T1, T2, MOS; 32S: MOS, T1, T2, @254,
     @256, @258)."""
     temps = list(r.get("temperatures", ()))
-    if layout is Layout.JK02_24S:
+    if layout is FrameLayout.JK02_24S:
         return [*temps, r["mos_temperature"]]
     return [r["mos_temperature"], *temps[:2], r["extra"]["temperature_t5"], *temps[2:]]
 
 
-def soh_check(r: Reading, x: float, layout: Layout, frame: bytes) -> bool:
-    if layout is Layout.JK02_32S:
+def soh_check(r: Reading, x: float, layout: FrameLayout, frame: bytes) -> bool:
+    if layout is FrameLayout.JK02_32S:
         return r["soh"] == x
     # the byte is there on 24S but not meaningful: read by the table, not reported
     return "soh" not in r and jk_jk02.CELL_INFO[layout].decode(frame)["soh"] == x
 
 
-Check = Callable[[Reading, Any, Layout, bytes], None]
+Check = Callable[[Reading, Any, FrameLayout, bytes], None]
 CELL_CHECKS: dict[str, Check] = {
     "voltage": lambda r, x, lay, f: pytest.approx(x) == r["voltage"],
     "total_voltage_sum_of_cells": lambda r, x, lay, f: pytest.approx(x, abs=0.001) == sample(r).voltage,
@@ -155,7 +155,7 @@ CELL_CHECKS: dict[str, Check] = {
 }
 
 
-def check_cell_info_expected(r: Reading, expected: dict[str, Any], layout: Layout, frame: bytes) -> None:
+def check_cell_info_expected(r: Reading, expected: dict[str, Any], layout: FrameLayout, frame: bytes) -> None:
     unknown = set(expected) - set(CELL_CHECKS)
     assert not unknown, f"expected keys without a check: {unknown}"
     for key, x in expected.items():
@@ -270,7 +270,7 @@ def test_corrupt_vector_is_dropped_by_the_assembler_and_refused_by_decode() -> N
     assert asm.feed(frame) == []
     assert asm.dropped == 1 and "checksum" in str(asm.last_error)
     with pytest.raises(FrameError, match="checksum"):
-        JkCodec(Layout.JK02_32S).decode(frame)
+        JkCodec(FrameLayout.JK02_32S).decode(frame)
 
 
 # --- streams ----------------------------------------------------------------------------------------
@@ -286,10 +286,10 @@ def test_stream_vectors_yield_the_frames_in_order(case: dict[str, Any]) -> None:
     codec = JkCodec()
     readings = {f[4]: codec.decode(f) for f in frames}  # in arrival order: 02 is decoded by guessing
     if "cell_info" in exp:
-        check_cell_info_expected(readings[2], exp["cell_info"], Layout.JK02_32S, frames[0])
+        check_cell_info_expected(readings[2], exp["cell_info"], FrameLayout.JK02_32S, frames[0])
     if "device_info" in exp:
         check_device_info(readings[3], exp["device_info"])
-        assert codec.layout is Layout.JK02_32S
+        assert codec.layout is FrameLayout.JK02_32S
 
 
 def test_session_of_device_info_settings_and_cell_info_builds_one_sample() -> None:
@@ -316,7 +316,7 @@ def rebuild(frame: bytes) -> bytes:
     if cmd.register in names:
         return jk.switch_command(names[cmd.register], bool(cmd.number))
     if cmd.register == jk_framing.REG_JK04_BALANCE:
-        return jk.switch_command("balance", bool(cmd.number), Layout.JK04)
+        return jk.switch_command("balance", bool(cmd.number), FrameLayout.JK04)
     named = {jk.REQUEST_DEVICE_INFO[4]: jk.REQUEST_DEVICE_INFO, jk.REQUEST_CELL_INFO[4]: jk.REQUEST_CELL_INFO,
              jk.REQUEST_LOGBOOK[4]: jk.REQUEST_LOGBOOK}
     return named.get(cmd.register) or jk.command(cmd.register, cmd.value)
@@ -335,7 +335,7 @@ def test_command_builders_match_the_captured_commands(case: dict[str, Any]) -> N
 def test_switch_commands_per_layout() -> None:
     assert jk.switch_command("charge", True).hex() == "aa5590eb" "1d04" "01000000000000000000000000" "9c"
     assert jk.switch_command("discharge", False)[4:10] == bytes((0x1E, 4, 0, 0, 0, 0))
-    codec = JkCodec(Layout.JK04)
+    codec = JkCodec(FrameLayout.JK04)
     assert codec.switch_command("balance", False)[4:7] == bytes((0x6C, 1, 0))
     with pytest.raises(UnsupportedError):
         codec.switch_command("charge", True)
@@ -472,18 +472,18 @@ def test_long_serial_only_from_firmware_that_writes_one() -> None:
 
 
 @pytest.mark.parametrize(("hw", "sw", "layout"), [
-    ("10.XG", "10.07", Layout.JK02_24S), ("6.X", "6.10", Layout.JK02_24S), ("11.XA", "11.48", Layout.JK02_32S),
-    ("19A", "19.27", Layout.JK02_32S), ("3.0", "3.3.0", Layout.JK04), ("8.X", "8.0.3M", Layout.JK04),
-    ("8.X", "8.20", Layout.JK02_24S), ("", "", None), ("abc", "x.y", None),
+    ("10.XG", "10.07", FrameLayout.JK02_24S), ("6.X", "6.10", FrameLayout.JK02_24S), ("11.XA", "11.48", FrameLayout.JK02_32S),
+    ("19A", "19.27", FrameLayout.JK02_32S), ("3.0", "3.3.0", FrameLayout.JK04), ("8.X", "8.0.3M", FrameLayout.JK04),
+    ("8.X", "8.20", FrameLayout.JK02_24S), ("", "", None), ("abc", "x.y", None),
 ])
-def test_layout_from_versions(hw: str, sw: str, layout: Layout | None) -> None:
+def test_layout_from_versions(hw: str, sw: str, layout: FrameLayout | None) -> None:
     assert jk_device_info.layout_from_versions(hw, sw) is layout
 
 
 def test_forced_layout_wins_but_a_disagreeing_device_info_is_reported() -> None:
     codec = JkCodec(jk.TYPE_LAYOUTS["jk_32s"])
     codec.decode(only_frame(VECTORS[0]))  # hw 10.XG sw 10.07: 24S
-    assert codec.layout is Layout.JK02_32S and codec.detected_layout is Layout.JK02_24S
+    assert codec.layout is FrameLayout.JK02_32S and codec.detected_layout is FrameLayout.JK02_24S
     assert codec.layout_conflict is not None and "10.07" in codec.layout_conflict
     assert "jk02_24s" in codec.layout_conflict
     with pytest.raises(FrameError, match="implausible"):
@@ -491,7 +491,7 @@ def test_forced_layout_wins_but_a_disagreeing_device_info_is_reported() -> None:
     agreeing = JkCodec(jk.TYPE_LAYOUTS["jk_24s"])
     agreeing.decode(only_frame(VECTORS[0]))
     assert agreeing.layout_conflict is None
-    assert jk.TYPE_LAYOUTS["jk"] is None and jk.TYPE_LAYOUTS["jk04"] is Layout.JK04
+    assert jk.TYPE_LAYOUTS["jk"] is None and jk.TYPE_LAYOUTS["jk04"] is FrameLayout.JK04
 
 
 def test_settings_before_device_info_are_held_then_merged() -> None:
@@ -506,7 +506,7 @@ def test_settings_before_device_info_are_held_then_merged() -> None:
 
 def test_user_capacity_wins_over_the_aged_capacity_once_settings_are_seen() -> None:
     settings, status = (only_frame(c) for c in VECTORS if c["device"] == "JK_B2A8S20P fw 11.50 (4 cells)")
-    codec = JkCodec(Layout.JK02_32S)
+    codec = JkCodec(FrameLayout.JK02_32S)
     first = codec.decode(status)  # no settings yet: the aged capacity stands in
     assert first["capacity"] == first["extra"]["aged_capacity"] == 251.235
     merged = merge_readings(first, codec.decode(settings), codec.decode(status))
@@ -518,7 +518,7 @@ def test_newer_32s_firmware_reports_the_extra_probes() -> None:
                c["source"].endswith("CELL_INFO_JK02_32S_V11"))
     frame = only_frame(case)
     assert session_codec(case).decode(frame)["temperatures"] == (17.7, 17.7, 17.9, 18.0)
-    assert JkCodec(Layout.JK02_32S).decode(frame)["temperatures"] == (17.7, 17.7)  # firmware unknown
+    assert JkCodec(FrameLayout.JK02_32S).decode(frame)["temperatures"] == (17.7, 17.7)  # firmware unknown
 
 
 # --- plausibility ----------------------------------------------------------------------------------
@@ -540,11 +540,11 @@ IMPLAUSIBLE: dict[str, tuple[dict[str, float], list[float]]] = {
 }
 
 
-@pytest.mark.parametrize("layout", [Layout.JK02_24S, Layout.JK02_32S])
+@pytest.mark.parametrize("layout", [FrameLayout.JK02_24S, FrameLayout.JK02_32S])
 @pytest.mark.parametrize(("values", "cells"), IMPLAUSIBLE.values(), ids=IMPLAUSIBLE.keys())
-def test_implausible_cell_info_never_yields_a_reading(layout: Layout, values: dict[str, float],
+def test_implausible_cell_info_never_yields_a_reading(layout: FrameLayout, values: dict[str, float],
                                                       cells: list[float]) -> None:
-    if layout is Layout.JK02_24S and "soh" in values:
+    if layout is FrameLayout.JK02_24S and "soh" in values:
         values = {"soc": 101}  # the 24S SoH byte is not used, so not checked
     good = jk.encode_cell_info(layout, GOOD_VALUES, CELLS16)
     assert JkCodec(layout).decode(good)["voltage"] == pytest.approx(52.8)
@@ -555,43 +555,43 @@ def test_implausible_cell_info_never_yields_a_reading(layout: Layout, values: di
 
 
 def test_cell_mask_beyond_the_slots_is_implausible() -> None:
-    frame = jk.encode_cell_info(Layout.JK02_24S, {**GOOD_VALUES, "cell_mask": 0x1FFFFFF}, CELLS16)
+    frame = jk.encode_cell_info(FrameLayout.JK02_24S, {**GOOD_VALUES, "cell_mask": 0x1FFFFFF}, CELLS16)
     with pytest.raises(FrameError, match="slots"):
-        JkCodec(Layout.JK02_24S).decode(frame)
+        JkCodec(FrameLayout.JK02_24S).decode(frame)
 
 
 @pytest.mark.parametrize("cells", [[3.3, 1e-30, 3.3], [3.3, 6.0], [0.0, 0.0], [3.3, math.nan]])
 def test_implausible_jk04_cell_info(cells: list[float]) -> None:
     with pytest.raises(FrameError):
-        JkCodec(Layout.JK04).decode(jk.encode_cell_info(Layout.JK04, {}, cells))
+        JkCodec(FrameLayout.JK04).decode(jk.encode_cell_info(FrameLayout.JK04, {}, cells))
 
 
 def test_jk04_average_must_match_the_cells() -> None:
-    frame = jk.encode_cell_info(Layout.JK04, {"cell_average": 2.0}, [3.3] * 4)
+    frame = jk.encode_cell_info(FrameLayout.JK04, {"cell_average": 2.0}, [3.3] * 4)
     with pytest.raises(FrameError, match="average"):
-        JkCodec(Layout.JK04).decode(frame)
+        JkCodec(FrameLayout.JK04).decode(frame)
 
 
 def test_absent_temperature_sensors_are_not_reported() -> None:
     values = {**GOOD_VALUES, "temperature_presence": 0b101}  # 24S: T1 and MOS, no T2
-    r = JkCodec(Layout.JK02_24S).decode(jk.encode_cell_info(Layout.JK02_24S, values, CELLS16))
+    r = JkCodec(FrameLayout.JK02_24S).decode(jk.encode_cell_info(FrameLayout.JK02_24S, values, CELLS16))
     assert r["temperatures"] == (20.0,) and r["mos_temperature"] == 25.0
     values = {**GOOD_VALUES, "t1": -200.0, "t2": 999.0, "temperature_presence": 0b001}  # 32S: MOS only
-    r = JkCodec(Layout.JK02_32S).decode(jk.encode_cell_info(Layout.JK02_32S, values, CELLS16))
+    r = JkCodec(FrameLayout.JK02_32S).decode(jk.encode_cell_info(FrameLayout.JK02_32S, values, CELLS16))
     assert "temperatures" not in r and r["mos_temperature"] == 25.0
     values = {**GOOD_VALUES, "t2": -200.0}  # fitted flag set, but the "no sensor" value
-    r = JkCodec(Layout.JK02_24S).decode(jk.encode_cell_info(Layout.JK02_24S, values, CELLS16))
+    r = JkCodec(FrameLayout.JK02_24S).decode(jk.encode_cell_info(FrameLayout.JK02_24S, values, CELLS16))
     assert r["temperatures"] == (20.0,)
 
 
 def test_error_bits_become_alarm_names() -> None:
     errors = 1 << 1 | 1 << 4 | 1 << 13 | 1 << 19 | 1 << 25 | 1 << 31
-    r = JkCodec(Layout.JK02_32S).decode(
-        jk.encode_cell_info(Layout.JK02_32S, {**GOOD_VALUES, "errors": errors}, CELLS16))
+    r = JkCodec(FrameLayout.JK02_32S).decode(
+        jk.encode_cell_info(FrameLayout.JK02_32S, {**GOOD_VALUES, "errors": errors}, CELLS16))
     assert r["alarms"] == ("mos_overtemperature", "discharge_overcurrent", "discharge_ocp2", "bit31")
     assert r["extra"]["battery_full"] is True and r["extra"]["error_bitmask"] == errors
-    r24 = JkCodec(Layout.JK02_24S).decode(
-        jk.encode_cell_info(Layout.JK02_24S, {**GOOD_VALUES, "errors": 1 << 11 | 1 << 15}, CELLS16))
+    r24 = JkCodec(FrameLayout.JK02_24S).decode(
+        jk.encode_cell_info(FrameLayout.JK02_24S, {**GOOD_VALUES, "errors": 1 << 11 | 1 << 15}, CELLS16))
     assert r24["alarms"] == ("cell_undervoltage", "discharge_overtemperature")
 
 
@@ -631,8 +631,8 @@ def test_fuzz_assembler_and_codec_never_raise_other_errors(chunks: list[bytes]) 
 
 @fuzz_settings
 @given(st.sampled_from([1, 2, 3, 5]), st.binary(min_size=294, max_size=294),
-       st.sampled_from([None, *Layout]))
-def test_fuzz_valid_envelopes_with_random_bodies(kind: int, body: bytes, layout: Layout | None) -> None:
+       st.sampled_from([None, *FrameLayout]))
+def test_fuzz_valid_envelopes_with_random_bodies(kind: int, body: bytes, layout: FrameLayout | None) -> None:
     frame = jk_framing.response_frame(kind, bytes(6) + body)
     assert JkAssembler(types=frozenset({1, 2, 3, 5})).feed(frame) == [frame]
     decode_or_frame_error(JkCodec(layout), frame)
@@ -649,7 +649,7 @@ def test_fuzz_corrupted_and_spliced_real_frames_with_passing_checksums(
     for pos, value in edits:
         spliced[pos] = value
     decode_or_frame_error(JkCodec(), with_crc(bytes(spliced)))
-    decode_or_frame_error(JkCodec(Layout.JK02_24S), with_crc(bytes(spliced)))
+    decode_or_frame_error(JkCodec(FrameLayout.JK02_24S), with_crc(bytes(spliced)))
 
 
 # --- round trips (device side) ----------------------------------------------------------------------
@@ -660,8 +660,8 @@ temp = st.integers(-500, 1500).map(lambda x: x / 10)
 
 
 @fuzz_settings
-@given(layout=st.sampled_from([Layout.JK02_24S, Layout.JK02_32S]), data=st.data())
-def test_jk02_cell_info_round_trip(layout: Layout, data: st.DataObject) -> None:
+@given(layout=st.sampled_from([FrameLayout.JK02_24S, FrameLayout.JK02_32S]), data=st.data())
+def test_jk02_cell_info_round_trip(layout: FrameLayout, data: st.DataObject) -> None:
     cells = data.draw(st.lists(cell_v, min_size=1, max_size=jk_jk02.SLOTS[layout]))
     ohms = data.draw(st.lists(st.integers(0, 1000).map(lambda x: x / 1000), min_size=len(cells),
                               max_size=len(cells)))
@@ -682,7 +682,7 @@ def test_jk02_cell_info_round_trip(layout: Layout, data: st.DataObject) -> None:
     assert r["switches"] == {"charge": bool(values["charge_fet"]), "discharge": bool(values["discharge_fet"])}
     assert r["extra"]["aged_capacity"] == values["aged_capacity"]
     assert r["extra"]["error_bitmask"] == values["errors"]
-    assert r.get("soh") == (values["soh"] if layout is Layout.JK02_32S else None)
+    assert r.get("soh") == (values["soh"] if layout is FrameLayout.JK02_32S else None)
     assert [r["extra"][f"cell_resistance_{i}"] for i in range(1, len(cells) + 1)] == ohms
     assert r.get("temperatures", ()) == tuple(temps[k] for k in ("t1", "t2") if k in temps)
     assert r.get("mos_temperature") == temps.get("mos_temperature")
@@ -693,7 +693,7 @@ def test_jk02_cell_info_round_trip(layout: Layout, data: st.DataObject) -> None:
        st.integers(-500, 500).map(lambda x: x / 100), st.integers(0, 2), st.integers(0, 2**32 - 1))
 def test_jk04_cell_info_round_trip(cells: list[float], balance: float, action: int, uptime: int) -> None:
     values = {"balance_current": balance, "balance_action": action, "uptime": uptime}
-    r = JkCodec(Layout.JK04).decode(jk.encode_cell_info(Layout.JK04, values, cells, cells))
+    r = JkCodec(FrameLayout.JK04).decode(jk.encode_cell_info(FrameLayout.JK04, values, cells, cells))
     assert r["cell_voltages"] == tuple(cells) and r["balance_current"] == balance and r["uptime"] == uptime
     assert r["extra"]["balancing"] is (action != 0) and r["extra"]["cell_resistance_1"] == cells[0]
 
@@ -706,7 +706,7 @@ def test_jk02_settings_round_trip(cells: int, charge: int, discharge: int, balan
     values = {"cell_count_setting": cells, "charge_enabled": charge, "discharge_enabled": discharge,
               "balance_enabled": balance, "capacity": capacity, "cell_ovp": ovp, "max_charge_current": current,
               "charge_utp": utp}
-    r = JkCodec(Layout.JK02_32S).decode(jk.encode_settings(Layout.JK02_32S, values))
+    r = JkCodec(FrameLayout.JK02_32S).decode(jk.encode_settings(FrameLayout.JK02_32S, values))
     assert r["switches"] == {"balance": bool(balance)}
     assert r.get("capacity") == (capacity or None)
     assert (r["extra"]["charge_enabled"], r["extra"]["discharge_enabled"]) == (bool(charge), bool(discharge))
@@ -720,7 +720,7 @@ def test_jk02_settings_round_trip(cells: int, charge: int, discharge: int, balan
 def test_jk04_settings_round_trip(cells: int, balance: int, start: float, current: float) -> None:
     values = {"cell_count_setting": cells, "balance_enabled": balance, "balance_start_voltage": start,
               "max_balance_current": current}
-    r = JkCodec(Layout.JK04).decode(jk.encode_settings(Layout.JK04, values))
+    r = JkCodec(FrameLayout.JK04).decode(jk.encode_settings(FrameLayout.JK04, values))
     assert r["switches"] == {"balance": bool(balance)}
     assert r["extra"]["cell_count_setting"] == cells
     assert (r["extra"]["balance_start_voltage"], r["extra"]["max_balance_current"]) == (start, current)
@@ -775,9 +775,9 @@ def test_matchers(mfr: dict[int, bytes], services: list[str], matches: bool) -> 
 
 def test_frame_layout_helpers_agree_with_the_captures() -> None:
     # The 32S block is 16 bytes longer for the cells, 32 for everything after: pin a few offsets.
-    t24, t32 = jk_jk02.CELL_INFO[Layout.JK02_24S], jk_jk02.CELL_INFO[Layout.JK02_32S]
+    t24, t32 = jk_jk02.CELL_INFO[FrameLayout.JK02_24S], jk_jk02.CELL_INFO[FrameLayout.JK02_32S]
     assert (t24["voltage"].offset, t32["voltage"].offset) == (118, 150)
     assert (t24["cell_mask"].offset, t32["cell_mask"].offset) == (54, 70)
     assert (t24["errors"].offset, t32["errors"].offset) == (136, 166)
     assert jk_jk02.SETTINGS["capacity"].offset == 130 and jk_jk04.SETTINGS["balance_enabled"].offset == 114
-    assert struct.unpack_from("<I", CELLS_32S, 150)[0] / 1000 == JkCodec(Layout.JK02_32S).decode(CELLS_32S)["voltage"]
+    assert struct.unpack_from("<I", CELLS_32S, 150)[0] / 1000 == JkCodec(FrameLayout.JK02_32S).decode(CELLS_32S)["voltage"]

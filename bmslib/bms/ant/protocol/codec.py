@@ -62,7 +62,7 @@ class AutoAssembler(FrameAssembler):
         super().__init__()
         self.variant: Variant | None = None
         self._parts: dict[Variant, FrameAssembler] = {
-            Variant.V2021: ant_2021.Ant2021Assembler(), Variant.LEGACY: ant_legacy.LegacyAssembler(),
+            Variant.V2021: ant_2021.Ant2021Assembler(), Variant.LEGACY: ant_legacy.AntLegacyAssembler(),
         }
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -102,7 +102,7 @@ class AntCodec:
         if self.variant is Variant.V2021:
             return ant_2021.Ant2021Assembler()
         if self.variant is Variant.LEGACY:
-            return ant_legacy.LegacyAssembler()
+            return ant_legacy.AntLegacyAssembler()
         return AutoAssembler()
 
     def decode(self, frame: bytes) -> Reading:

@@ -105,7 +105,7 @@ def _check(buf: bytes | bytearray, at: int) -> str:
     return "ok"
 
 
-class LegacyAssembler(HeadedAssembler):
+class AntLegacyAssembler(HeadedAssembler):
     """Assemble 140-byte ``AA 55 AA FF`` frames; resync on the next header after a bad frame."""
 
     head = HEADER
@@ -166,8 +166,8 @@ def decode(frame: bytes) -> Reading:
 class LegacyCodec:
     """Legacy frames decode on their own; no session state."""
 
-    def assembler(self) -> LegacyAssembler:
-        return LegacyAssembler()
+    def assembler(self) -> AntLegacyAssembler:
+        return AntLegacyAssembler()
 
     def decode(self, frame: bytes) -> Reading:
         return decode(frame)

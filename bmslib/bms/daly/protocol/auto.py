@@ -11,7 +11,7 @@ from bmslib.bms.daly.protocol import codec as daly
 from bmslib.bms.daly.protocol import modbus as daly_modbus
 from bmslib.bms.daly.protocol import p81 as daly_p81
 from bmslib.bms.daly.protocol.codec import DalyCodec, DalyProtocol
-from bmslib.bms.daly.protocol.legacy import LegacyAssembler
+from bmslib.bms.daly.protocol.legacy import DalyLegacyAssembler
 from bmslib.bms.daly.protocol.rtu import ERROR_FLAG, READ, ModbusAssembler
 from bmslib.errors import FrameError
 from bmslib.model import Reading
@@ -22,7 +22,7 @@ FrameMatch = Callable[[bytes], bool]
 
 def _assembler_for(protocol: DalyProtocol) -> FrameAssembler:
     if protocol is DalyProtocol.LEGACY:
-        return LegacyAssembler()
+        return DalyLegacyAssembler()
     if protocol is DalyProtocol.P81:
         return ModbusAssembler(daly_p81.REPLY_ADDRESS)
     return ModbusAssembler(daly_modbus.ADDRESS)

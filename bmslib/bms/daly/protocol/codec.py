@@ -18,7 +18,7 @@ from enum import StrEnum
 from bmslib.bms.daly.protocol import legacy as daly_legacy
 from bmslib.bms.daly.protocol import modbus as daly_modbus
 from bmslib.bms.daly.protocol import p81 as daly_p81
-from bmslib.bms.daly.protocol.legacy import LegacyAssembler, LegacySession
+from bmslib.bms.daly.protocol.legacy import DalyLegacyAssembler, LegacySession
 from bmslib.bms.daly.protocol.rtu import ModbusAssembler
 from bmslib.errors import UnsupportedError
 from bmslib.model import Reading
@@ -65,7 +65,7 @@ PROBE_ORDER = (DalyProtocol.MODBUS, DalyProtocol.LEGACY, DalyProtocol.P81)
 def _assemblers() -> tuple[tuple[DalyProtocol, FrameAssembler], ...]:
     return ((DalyProtocol.MODBUS, ModbusAssembler(daly_modbus.ADDRESS)),
             (DalyProtocol.P81, ModbusAssembler(daly_p81.REPLY_ADDRESS)),
-            (DalyProtocol.LEGACY, LegacyAssembler()))
+            (DalyProtocol.LEGACY, DalyLegacyAssembler()))
 
 
 def classify_reply(data: bytes) -> DalyProtocol:
@@ -99,7 +99,7 @@ class DalyCodec:
 
     def assembler(self) -> FrameAssembler:
         if self.protocol is DalyProtocol.LEGACY:
-            return LegacyAssembler()
+            return DalyLegacyAssembler()
         if self.protocol is DalyProtocol.P81:
             return ModbusAssembler(daly_p81.REPLY_ADDRESS)
         return ModbusAssembler(daly_modbus.ADDRESS)

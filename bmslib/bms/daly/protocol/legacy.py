@@ -91,7 +91,7 @@ def parse_request(frame: bytes) -> tuple[int, bytes] | None:
     return frame[2], bytes(frame[4:12])
 
 
-class LegacyAssembler(FrameAssembler):
+class DalyLegacyAssembler(FrameAssembler):
     """Cut the stream into 13-byte replies from the BMS; resync on the next 0xA5 after a bad one."""
 
     def feed(self, chunk: bytes) -> list[bytes]:

@@ -32,8 +32,8 @@ from bmslib.bms.jk.protocol.framing import (
     TYPE_LOGBOOK,
     TYPE_SETTINGS,
     Command,
+    FrameLayout,
     JkAssembler,
-    Layout,
     check_frame,
     command,
     parse_command,
@@ -47,10 +47,29 @@ from bmslib.protocol.base import AdvertisementMatcher
 from bmslib.protocol.fields import Number
 
 __all__ = [
-    "ACK", "MATCHERS", "NOTIFY_UUID", "REQUEST_CELL_INFO", "REQUEST_DEVICE_INFO", "REQUEST_LOGBOOK",
-    "SERVICE_UUID", "TYPE_LAYOUTS", "WRITE_UUID", "Command", "JkAssembler", "JkCodec", "Layout", "LogEntry",
-    "command", "decode_logbook", "encode_cell_info", "encode_device_info", "encode_logbook",
-    "encode_settings", "parse_command", "redact", "switch_command",
+    "ACK",
+    "MATCHERS",
+    "NOTIFY_UUID",
+    "REQUEST_CELL_INFO",
+    "REQUEST_DEVICE_INFO",
+    "REQUEST_LOGBOOK",
+    "SERVICE_UUID",
+    "TYPE_LAYOUTS",
+    "WRITE_UUID",
+    "Command",
+    "FrameLayout",
+    "JkAssembler",
+    "JkCodec",
+    "LogEntry",
+    "command",
+    "decode_logbook",
+    "encode_cell_info",
+    "encode_device_info",
+    "encode_logbook",
+    "encode_settings",
+    "parse_command",
+    "redact",
+    "switch_command",
 ]
 
 SERVICE_UUID = "0000ffe0-0000-1000-8000-00805f9b34fb"
@@ -58,9 +77,9 @@ SERVICE_UUID = "0000ffe0-0000-1000-8000-00805f9b34fb"
 # pick the FFE1 with the notify property for notifications and the one with write for commands.
 NOTIFY_UUID = WRITE_UUID = "0000ffe1-0000-1000-8000-00805f9b34fb"
 
-#: Layout forced by a config type (None: choose from the device-info frame).
-TYPE_LAYOUTS: dict[str, Layout | None] = {
-    "jk": None, "jk_24s": Layout.JK02_24S, "jk_32s": Layout.JK02_32S, "jk04": Layout.JK04,
+#: FrameLayout forced by a config type (None: choose from the device-info frame).
+TYPE_LAYOUTS: dict[str, FrameLayout | None] = {
+    "jk": None, "jk_24s": FrameLayout.JK02_24S, "jk_32s": FrameLayout.JK02_32S, "jk04": FrameLayout.JK04,
 }
 
 
@@ -82,17 +101,17 @@ class JkCodec:
     ``capacity`` out, so merging keeps the user value).
     """
 
-    def __init__(self, layout: Layout | None = None) -> None:
+    def __init__(self, layout: FrameLayout | None = None) -> None:
         self.forced_layout = layout
-        self.detected_layout: Layout | None = None
-        self.guessed_layout: Layout | None = None
+        self.detected_layout: FrameLayout | None = None
+        self.guessed_layout: FrameLayout | None = None
         self.layout_conflict: str | None = None
         self.sw_major: int | None = None
         self.has_user_capacity = False
         self._held_settings: bytes | None = None
 
     @property
-    def layout(self) -> Layout | None:
+    def layout(self) -> FrameLayout | None:
         """The layout frames are decoded with (None: not known yet)."""
         return self.forced_layout or self.detected_layout
 
@@ -137,7 +156,7 @@ class JkCodec:
         if layout is None:
             self._held_settings = frame
             return {}
-        reading = jk_jk04.decode_settings(frame) if layout is Layout.JK04 else jk_jk02.decode_settings(frame)
+        reading = jk_jk04.decode_settings(frame) if layout is FrameLayout.JK04 else jk_jk02.decode_settings(frame)
         if "capacity" in reading:
             self.has_user_capacity = True
         return reading
@@ -147,7 +166,7 @@ class JkCodec:
         if layout is not None:
             return self._decode_cells(frame, layout)
         fits = []
-        for candidate in Layout:
+        for candidate in FrameLayout:
             try:
                 fits.append((candidate, self._decode_cells(frame, candidate)))
             except FrameError:
@@ -157,8 +176,8 @@ class JkCodec:
         self.guessed_layout, reading = fits[0]
         return reading
 
-    def _decode_cells(self, frame: bytes, layout: Layout) -> Reading:
-        if layout is Layout.JK04:
+    def _decode_cells(self, frame: bytes, layout: FrameLayout) -> Reading:
+        if layout is FrameLayout.JK04:
             return jk_jk04.decode_cell_info(frame)
         reading = jk_jk02.decode_cell_info(frame, layout, self.sw_major)
         aged = float(reading["extra"]["aged_capacity"])
@@ -170,17 +189,17 @@ class JkCodec:
 # --- device side (emulator): frames from the same field tables -----------------------------------
 
 
-def encode_cell_info(layout: Layout, values: Mapping[str, Number], cells: Sequence[float],
+def encode_cell_info(layout: FrameLayout, values: Mapping[str, Number], cells: Sequence[float],
                      resistances: Sequence[float] = (), counter: int = 0) -> bytes:
     """A cell-info frame in ``layout`` (value names: the layout's ``CELL_INFO`` table)."""
-    if layout is Layout.JK04:
+    if layout is FrameLayout.JK04:
         return jk_jk04.encode_cell_info(values, cells, resistances, counter)
     return jk_jk02.encode_cell_info(layout, values, cells, resistances, counter)
 
 
-def encode_settings(layout: Layout, values: Mapping[str, Number], counter: int = 0) -> bytes:
+def encode_settings(layout: FrameLayout, values: Mapping[str, Number], counter: int = 0) -> bytes:
     """A settings frame in ``layout`` (value names: the layout's ``SETTINGS`` table)."""
-    if layout is Layout.JK04:
+    if layout is FrameLayout.JK04:
         return jk_jk04.encode_settings(values, counter)
     return jk_jk02.encode_settings(values, counter)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bmslib.bms.jk.protocol.framing import TYPE_DEVICE_INFO, Layout, redact, response_frame
+from bmslib.bms.jk.protocol.framing import TYPE_DEVICE_INFO, FrameLayout, redact, response_frame
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
 from bmslib.protocol.fields import Field, FieldTable, Number
@@ -68,7 +68,7 @@ def version_major(version: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def layout_from_versions(hw_version: str | None, sw_version: str | None) -> Layout | None:
+def layout_from_versions(hw_version: str | None, sw_version: str | None) -> FrameLayout | None:
     """The layout a device with these versions speaks, or None if they do not tell.
 
     JK04: hardware major <= 3 (old active balancers), or the JK-B5A24S family (hw 8.x with software
@@ -76,12 +76,12 @@ def layout_from_versions(hw_version: str | None, sw_version: str | None) -> Layo
     """
     hw, sw = version_major(hw_version), version_major(sw_version)
     if hw is not None and hw <= 3:
-        return Layout.JK04
+        return FrameLayout.JK04
     if hw == 8 and _JK04_B5A24S_SW.match((sw_version or "").strip()):
-        return Layout.JK04
+        return FrameLayout.JK04
     if sw is None:
         return None
-    return Layout.JK02_32S if sw >= 11 else Layout.JK02_24S
+    return FrameLayout.JK02_32S if sw >= 11 else FrameLayout.JK02_24S
 
 
 def _iso_date(text: str | None) -> str | None:

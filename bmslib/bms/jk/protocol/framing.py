@@ -41,7 +41,7 @@ FRAME_TYPES = frozenset({TYPE_SETTINGS, TYPE_CELL_INFO, TYPE_DEVICE_INFO})
 SECRET_RANGES = ((62, 78), (97, 102), (118, 134))
 
 
-class Layout(enum.StrEnum):
+class FrameLayout(enum.StrEnum):
     """Frame layouts of the JK protocol family."""
 
     JK02_24S = "jk02_24s"  # hardware/software 6.x..10.x: 24 cell slots
@@ -65,14 +65,14 @@ ACK = command(CMD_ACK, b"\x01")
 SWITCH_REGISTERS = {"charge": REG_CHARGE, "discharge": REG_DISCHARGE, "balance": REG_BALANCE}
 
 
-def switch_command(name: str, on: bool, layout: Layout | None = None) -> bytes:
+def switch_command(name: str, on: bool, layout: FrameLayout | None = None) -> bytes:
     """Turn switch ``name`` ("charge", "discharge", "balance") on or off.
 
     JK02 writes a 4-byte little-endian 0/1 to 0x1D/0x1E/0x1F; JK04 (an active balancer) has only the
     balancer switch, a 1-byte value at 0x6C. Raises :class:`UnsupportedError` for a switch the
     layout lacks.
     """
-    if layout is Layout.JK04:
+    if layout is FrameLayout.JK04:
         if name != "balance":
             raise UnsupportedError(f"JK04 balancers have no {name!r} switch")
         return command(REG_JK04_BALANCE, bytes((int(on),)))

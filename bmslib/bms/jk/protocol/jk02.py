@@ -12,21 +12,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from bmslib.bms.jk.protocol.framing import TYPE_CELL_INFO, TYPE_SETTINGS, Layout, response_frame
+from bmslib.bms.jk.protocol.framing import TYPE_CELL_INFO, TYPE_SETTINGS, FrameLayout, response_frame
 from bmslib.errors import FrameError
 from bmslib.model import ExtraValue, Reading
 from bmslib.protocol.fields import Field, FieldTable, Number, bits_to_names, decode_array, encode_array
 
-JK02 = (Layout.JK02_24S, Layout.JK02_32S)
-SLOTS = {Layout.JK02_24S: 24, Layout.JK02_32S: 32}
+JK02 = (FrameLayout.JK02_24S, FrameLayout.JK02_32S)
+SLOTS = {FrameLayout.JK02_24S: 24, FrameLayout.JK02_32S: 32}
 CELLS_AT = 6
 ABSENT_TEMPERATURE = -200.0  # raw -2000: sensor not fitted
 EXTENDED_PROBES_SW_MAJOR = 14  # 32S firmware from 14.x reports probes at 256/258
 CHARGE_STATUS_SW_MAJOR = 15  # 32S firmware from 15.x reports bulk/absorption/float at 280
 
 
-def _cell_info_table(layout: Layout) -> FieldTable:
-    wide = layout is Layout.JK02_32S
+def _cell_info_table(layout: FrameLayout) -> FieldTable:
+    wide = layout is FrameLayout.JK02_32S
     h, o = (16, 32) if wide else (0, 0)
     common = (
         Field("cell_mask", 54 + h, "I"),
@@ -70,8 +70,8 @@ CELL_INFO = {layout: _cell_info_table(layout) for layout in JK02}
 # T1, T2, then the probes at 254/256/258 in that order (aiobmsble's mapping; esphome labels
 # bits 3 and 5 the other way round, which only matters when exactly one of them is clear).
 PRESENCE_BITS = {
-    Layout.JK02_24S: {"t1": 0, "t2": 1, "mos_temperature": 2},
-    Layout.JK02_32S: {"mos_temperature": 0, "t1": 1, "t2": 2, "t5": 3, "t3": 4, "t4": 5},
+    FrameLayout.JK02_24S: {"t1": 0, "t2": 1, "mos_temperature": 2},
+    FrameLayout.JK02_32S: {"mos_temperature": 0, "t1": 1, "t2": 2, "t5": 3, "t3": 4, "t4": 5},
 }
 PROBES = ("t1", "t2", "t3", "t4")  # cell/pack probes, in the order they are reported
 
@@ -107,7 +107,7 @@ def _round(values: Mapping[str, Number], table: FieldTable) -> dict[str, Number]
     return out
 
 
-def _cells(frame: bytes, layout: Layout, mask: int) -> tuple[list[float], list[float]]:
+def _cells(frame: bytes, layout: FrameLayout, mask: int) -> tuple[list[float], list[float]]:
     """Voltages and resistances of the enabled cells (the mask; if it is empty, up to the last
     non-zero voltage)."""
     slots = SLOTS[layout]
@@ -122,7 +122,7 @@ def _cells(frame: bytes, layout: Layout, mask: int) -> tuple[list[float], list[f
 
 
 def check_cell_info(v: Mapping[str, Number], cells: Sequence[float], temps: Mapping[str, float],
-                    layout: Layout, frame: bytes) -> None:
+                    layout: FrameLayout, frame: bytes) -> None:
     """Raise :class:`FrameError` if the values cannot come from a real battery."""
     problem = None
     total = sum(cells)
@@ -134,7 +134,7 @@ def check_cell_info(v: Mapping[str, Number], cells: Sequence[float], temps: Mapp
         problem = f"cell voltage outside 0..{CELL_MAX_V} V"
     elif abs(float(v["voltage"]) - total) > max(1.0, 0.05 * total):
         problem = f"pack voltage {v['voltage']} V far from the cell sum {total:.3f} V"
-    elif int(v["soc"]) > 100 or (layout is Layout.JK02_32S and int(v["soh"]) > 100):
+    elif int(v["soc"]) > 100 or (layout is FrameLayout.JK02_32S and int(v["soh"]) > 100):
         problem = f"SoC {v['soc']} / SoH {v['soh']} above 100 %"
     elif abs(float(v["current"])) > MAX_CURRENT_A:
         problem = f"current {v['current']} A"
@@ -144,14 +144,14 @@ def check_cell_info(v: Mapping[str, Number], cells: Sequence[float], temps: Mapp
         raise FrameError(f"implausible {layout} cell info: {problem}", frame)
 
 
-def decode_cell_info(frame: bytes, layout: Layout, sw_major: int | None = None) -> Reading:
+def decode_cell_info(frame: bytes, layout: FrameLayout, sw_major: int | None = None) -> Reading:
     """Decode a checked cell-info frame. ``sw_major`` (from the device info) enables the fields of
     newer 32S firmware (probes at 256/258 from 14.x, charge status from 15.x)."""
     table = CELL_INFO[layout]
     v = _round(table.decode(frame), table)
     cells, ohms = _cells(frame, layout, int(v["cell_mask"]))
     presence = int(v["temperature_presence"])
-    wide = layout is Layout.JK02_32S
+    wide = layout is FrameLayout.JK02_32S
     newer = wide and sw_major is not None and sw_major >= EXTENDED_PROBES_SW_MAJOR
     temps = {name: float(v[name]) for name, bit in PRESENCE_BITS[layout].items()
              if presence >> bit & 1 and v[name] != ABSENT_TEMPERATURE and (newer or name not in ("t3", "t4"))}
@@ -234,7 +234,7 @@ def decode_settings(frame: bytes) -> Reading:
 
     ``capacity`` is left out when the user has not set one (0)."""
     v = _round(SETTINGS.decode(frame), SETTINGS)
-    if int(v["cell_count_setting"]) > SLOTS[Layout.JK02_32S]:
+    if int(v["cell_count_setting"]) > SLOTS[FrameLayout.JK02_32S]:
         raise FrameError(f"implausible settings: {v['cell_count_setting']} cells", frame)
     extra: dict[str, ExtraValue] = {k: x for k, x in v.items() if k not in ("capacity", "balance_enabled")}
     extra["charge_enabled"] = bool(v["charge_enabled"])
@@ -248,7 +248,7 @@ def decode_settings(frame: bytes) -> Reading:
 # --- device side (emulator) -------------------------------------------------------------------
 
 
-def encode_cell_info(layout: Layout, values: Mapping[str, Number], cells: Sequence[float],
+def encode_cell_info(layout: FrameLayout, values: Mapping[str, Number], cells: Sequence[float],
                      resistances: Sequence[float] = (), counter: int = 0) -> bytes:
     """A cell-info frame from table values (names of :data:`CELL_INFO`, ``current`` in the model's
     sign, ``errors`` a bitmask), cell voltages and resistances [Ω]. Defaults: ``cell_mask`` = the

@@ -20,12 +20,14 @@ the model's is positive while discharging. Other record types are not errors: th
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bmslib.bms.victron.protocol.gatt import MANUFACTURER
 from bmslib.errors import FrameError
-from bmslib.model import DeviceInfo, Reading
+from bmslib.model import DeviceInfo, Reading, merge_readings
+from bmslib.protocol.decoded import Decoded
 from bmslib.protocol.fields import bits_to_names, names_to_bits
 
 KEY_LEN = 16
@@ -282,3 +284,33 @@ def battery_monitor_advertisement(key: bytes, nonce: int, reading: Reading,
                                   product_id: int = 0xA389) -> bytes:
     """What a battery monitor showing ``reading`` advertises (for the emulator's advertiser)."""
     return encode_advertisement(key, nonce, encode_battery_monitor(reading), product_id=product_id)
+
+
+def decode_advertisements(inputs: Sequence[bytes], options: Mapping[str, str]) -> Decoded:
+    """``decode --type victron --key KEY HEX...``: each HEX is one advertisement's manufacturer data
+    for company 0x02E1 without the company id (it starts with ``10``); a leading ``e102`` is dropped."""
+    key_text = options.get("key")
+    if not key_text:
+        raise ValueError("victron decodes Instant Readout advertisements and needs --key (32 hex digits, "
+                         "from VictronConnect)")
+    key = parse_key(key_text)  # its message never repeats the key
+    reading: Reading = {}
+    errors: list[str] = []
+    decoded = 0
+    advertisements: list[dict[str, Any]] = []
+    for raw in inputs:
+        data = raw[2:] if raw[:3] == b"\xe1\x02\x10" else raw
+        try:
+            readout = decode_advertisement(data, key)
+        except FrameError as exc:
+            errors.append(str(exc))
+            continue
+        advertisements.append({
+            "product_id": f"0x{readout.product_id:04X}", "record_type": readout.record_type, "nonce": readout.nonce,
+            **({"skipped": readout.skipped} if readout.skipped else {}),
+        })
+        if readout.skipped is None:
+            decoded += 1
+            reading = merge_readings(reading, readout.reading)
+    return Decoded(reading, frames=decoded, rejected=len(errors), errors=errors,
+                   extra={"advertisements": advertisements})
