@@ -35,17 +35,17 @@ class RequestResponseDriver(BleDriver):
     polls: ClassVar[tuple[Request, ...]] = ()
     #: the requests sent after connecting (see :meth:`on_connected`)
     setup_requests: ClassVar[tuple[Request, ...]] = ()
-    #: for messages: "JBD has no switch 'balance'"
-    label: ClassVar[str] = "this BMS"
+    #: for messages: "JBD has no switch 'balance'" (default: the class name)
+    label: ClassVar[str] = ""
 
     _switch_states: dict[str, bool] | None = None  # as last reported
     _tried: frozenset[str] = frozenset()  # `once` requests sent
-    _answered: frozenset[str] = frozenset()  # `give_up` requests answered at least once
+    _ever_answered: frozenset[str] = frozenset()  # `give_up` requests answered at least once
     _given_up: frozenset[str] = frozenset()  # `give_up` requests not sent any more
 
     def switch_request(self, name: str, on: bool, switches: Mapping[str, bool]) -> Request:
         """The request that switches ``name`` ``on`` or off, given the switch states last reported."""
-        raise UnsupportedError(f"{self.label} has no switch {name!r}")
+        raise UnsupportedError(f"{self.label or type(self).__name__} has no switch {name!r}")
 
     async def session_setup(self) -> None:
         """Hook: run after subscribing and before the set-up requests (authentication)."""
@@ -78,7 +78,7 @@ class RequestResponseDriver(BleDriver):
         try:
             reading = await self.exchange(request)
         except BmsTimeoutError:
-            if request.give_up and request.name in self._answered:
+            if request.give_up and request.name in self._ever_answered:
                 return {}  # it answers sometimes: a missed reply is not news
             if request.give_up:
                 self._given_up |= {request.name}
@@ -86,7 +86,7 @@ class RequestResponseDriver(BleDriver):
                           f"no reply to the {request.name} request; continuing without it{self.setup_hint()}")
             return {}
         if request.give_up:
-            self._answered |= {request.name}
+            self._ever_answered |= {request.name}
         return reading
 
     async def poll(self, request: Request) -> Reading:
@@ -102,7 +102,7 @@ class RequestResponseDriver(BleDriver):
 
     async def set_switch(self, name: str, on: bool) -> None:
         if name not in self.offered_switches:
-            raise UnsupportedError(f"{self.label} has no switch {name!r}")
+            raise UnsupportedError(f"{self.label or type(self).__name__} has no switch {name!r}")
         if self._switch_states is None:  # not read yet: the polls up to the one reporting the switches
             for request in self.polls:
                 if "switches" in await self.poll(request):

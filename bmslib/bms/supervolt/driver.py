@@ -1,6 +1,8 @@
 """Supervolt / E&J Technology ASCII driver: realtime and capacity requests; FET states read-only.
 
-The GATT layout is found on connect (Nordic UART first, then FF00). Newer Supervolt packs (names
+The shared request/response flow sends the requests declared here (the capacity request only when
+the realtime reply lacks the capacities). This module's own part is the connection: the GATT layout
+is found on connect (Nordic UART first, then FF00), and its write characteristic is used. Newer Supervolt packs (names
 ``SX1*``, ``SX60*``) speak the JBD protocol: this driver refuses them before connecting, with one
 clear error that names ``type: jbd``.
 """
@@ -10,9 +12,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from bmslib.bms.supervolt import protocol as supervolt
-from bmslib.drivers.base import BleDriver
+from bmslib.drivers.request_response import RequestResponseDriver
 from bmslib.errors import BmsConnectError, BmsTimeoutError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings
+from bmslib.protocol.requests import Request
 
 LAYOUTS = (  # (notify, write), in the order they are tried
     (supervolt.NOTIFY_UUID, supervolt.WRITE_UUID),
@@ -20,12 +23,18 @@ LAYOUTS = (  # (notify, write), in the order they are tried
 )
 
 
-class SupervoltDriver(BleDriver):
+def _request(name: str, command: int) -> Request:
+    return Request(name, supervolt.request(command), lambda f: supervolt.frame_command(f) == command,
+                   command=command)
+
+
+class SupervoltDriver(RequestResponseDriver):
     service_uuid = supervolt.SERVICE_UUID
     notify_uuid = supervolt.NOTIFY_UUID
     write_uuid = supervolt.WRITE_UUID
     switches: ClassVar[frozenset[str]] = frozenset()  # no write command is known: FET states are read-only
     request_timeout: ClassVar[float] = 5.0
+    polls = (_request("realtime", supervolt.CMD_REALTIME), _request("capacity", supervolt.CMD_CAPACITY))
 
     codec: supervolt.SupervoltCodec
     _write = supervolt.WRITE_UUID  # of the layout found on connect
@@ -80,11 +89,14 @@ class SupervoltDriver(BleDriver):
         raise BmsConnectError(self.address, "neither the Nordic UART nor the FF00 service of a Supervolt BMS "
                                             "was found; is this the right device type?")
 
-    async def _request(self, command: int) -> Reading:
+    def wants(self, request: Request) -> bool:
+        """Not the capacity request when the realtime reply carried the capacities."""
+        return not (request.command == supervolt.CMD_CAPACITY and self.codec.single_frame)
+
+    async def exchange(self, request: Request) -> Reading:
         try:
-            frame = await self.transport.request(
-                self._write, supervolt.request(command), lambda f: supervolt.frame_command(f) == command,
-                self.request_timeout, response=self.write_response)
+            frame = await self.transport.request(self._write, request.data, request.reply,
+                                                 request.timeout or self.request_timeout, response=self.write_response)
         except BmsTimeoutError:
             if not self._answered and self._write == supervolt.ALT_WRITE_UUID and not self._silence_logged:
                 self.log.warning("no reply to the Supervolt ASCII request on service FF00. A pack that "
@@ -95,11 +107,7 @@ class SupervoltDriver(BleDriver):
         return self.absorb(self.codec.decode(frame))
 
     async def read(self) -> Reading:
-        realtime = await self._request(supervolt.CMD_REALTIME)
-        if self.codec.single_frame:  # the realtime reply carried the capacities
-            reading = realtime
-        else:
-            reading = merge_readings(realtime, await self._request(supervolt.CMD_CAPACITY))
+        reading = await super().read()
         if self.assembler is not None and self.assembler.unverified:
             reading = merge_readings(reading, {"extra": {"unverified_frames": self.assembler.unverified}})
         return reading
