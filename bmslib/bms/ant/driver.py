@@ -12,6 +12,9 @@ sources disagree on the byte order of the auth address, so the documented order 
 the other one if the command is not confirmed; the order that worked is kept for the device and
 logged once. Legacy units take password writes, the register write and an apply write, and never
 answer: the sampler sees the result in the next status frame. Their balancer cannot be switched.
+
+Not on the shared request/response driver (bmslib.drivers.request_response): the generation is found
+from the first reply, and switching takes authentication and a retried byte order.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ Per connection: subscribe to FFF1 (or FF01 on firmware that refuses FFF1), probe
 the D2 version block. Per sample: reset the codec, then send the protocol's reads in order; a
 legacy 0x95/0x96 request is answered by as many frames as the 0x94 counts say, all registered for
 before the request is written.
+
+Not on the shared request/response driver (bmslib.drivers.request_response): the protocol is found
+by probing at the first connection, and a legacy request is answered by a number of frames known
+only from an earlier reply.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ the balancer switch; the charge and discharge MOSFET states come with the next c
 The device-info frame carries the JK app's passcodes in clear text. Raw notification chunks can hold
 a piece of it, so the transport does not log them; with ``debug`` this driver logs whole frames with
 the passcode fields overwritten instead.
+
+Not on the shared request/response driver (bmslib.drivers.request_response): the BMS streams frames
+on its own instead of answering each request.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@
 device's encrypted advertisements (:class:`VictronAdvDriver`: no connection, no pairing, any number
 of listeners, VictronConnect keeps working); without it, it connects to the third-party GATT service
 (:class:`VictronGattDriver`), pairing with ``pin:`` when one is set. The shunt has no switches.
+
+Not on the shared request/response driver (bmslib.drivers.request_response): GATT mode subscribes to
+values the shunt pushes (no requests), and Instant Readout does not connect at all.
 """
 
 from __future__ import annotations
