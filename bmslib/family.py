@@ -69,5 +69,7 @@ class Family:
     types: tuple[DeviceType, ...]
     #: its page, doc/bms/<doc_page>.md; None: no page (dummy)
     doc_page: str | None = None
-    #: a few words for DOCS.md's type list ("JK / Jikong BMS and active balancers")
+    #: a few words for DOCS.md's type list ("JK/Jikong")
     summary: str = ""
+    #: what the types after the first are for, in DOCS.md ("for those models": "`jk_24s`, ... for those models")
+    variants_note: str = ""

@@ -13,7 +13,7 @@ PIN_DOC = "`pin`: the BMS password"
 
 
 def family() -> Family:
-    return Family("ant", "ANT", doc_page="ant", summary="ANT", types=(
+    return Family("ant", "ANT", doc_page="ant", summary="ANT", variants_note="for pre-2021 boards", types=(
         DeviceType("ant", "ANT BMS, 2021 and legacy protocol (generation from the name or the first reply)",
                    AntDriver, AntDriver.switches, codec=AntCodec, emulator=AntEmulator, matchers=MATCHERS,
                    accepts_pin=True,

@@ -14,7 +14,8 @@ FORCED = TypeDoc("Daly with the protocol forced", "as `daly`")
 
 
 def family() -> Family:
-    return Family("daly", "Daly", doc_page="daly", summary="Daly", types=(
+    return Family("daly", "Daly", doc_page="daly", summary="Daly",
+                  variants_note="to force an older or newer protocol", types=(
         DeviceType("daly", "Daly BMS; protocol found at connect (Modbus D2, legacy A5, or 0x81 read-only)",
                    DalyDriver, DalyDriver.switches, codec=DalyAutoCodec, emulator=DalyEmulator, matchers=MATCHERS,
                    doc=TypeDoc("Daly BMS; protocol found at connect: Modbus D2 (H/K/M/S), legacy A5, or 0x81 "

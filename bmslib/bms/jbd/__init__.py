@@ -9,7 +9,7 @@ from bmslib.family import DeviceType, Family, TypeDoc
 
 
 def family() -> Family:
-    return Family("jbd", "JBD", doc_page="jbd", summary="JBD / Xiaoxiang / Overkill", types=(
+    return Family("jbd", "JBD", doc_page="jbd", summary="JBD/Xiaoxiang/Overkill", types=(
         DeviceType("jbd", "JBD / Xiaoxiang / Overkill Smart BMS", JbdDriver, JbdDriver.switches,
                    codec=frames.JbdCodec, emulator=JbdEmulator, matchers=frames.MATCHERS, accepts_pin=True,
                    pin_problem=auth.password_problem,

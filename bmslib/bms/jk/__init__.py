@@ -15,7 +15,7 @@ FORCED = TypeDoc("the same, with the frame layout forced (a warning is logged on
 
 
 def family() -> Family:
-    return Family("jk", "JK", doc_page="jk", summary="JK / Jikong", types=(
+    return Family("jk", "JK", doc_page="jk", summary="JK/Jikong", variants_note="for those models", types=(
         DeviceType("jk", "JK (Jikong) BMS and active balancers; frame layout from the device info", JkDriver,
                    JkDriver.switches, codec=JkCodec, emulator=JkEmulator, matchers=MATCHERS,
                    doc=TypeDoc("JK (Jikong) BMS and active balancers; frame layout (JK02_24S, JK02_32S, JK04) "

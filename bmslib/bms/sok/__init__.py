@@ -9,7 +9,7 @@ from bmslib.family import DeviceType, Family, TypeDoc
 
 
 def family() -> Family:
-    return Family("sok", "SOK", doc_page="sok", summary="SOK / ABC-BMS", types=(
+    return Family("sok", "SOK", doc_page="sok", summary="SOK, ABC-BMS", types=(
         DeviceType("sok", "SOK and other ABC-BMS batteries", SokDriver, SokDriver.switches, codec=protocol.SokCodec,
                    emulator=SokEmulator, matchers=protocol.MATCHERS,
                    doc=TypeDoc("SOK and other ABC-BMS batteries", "– (FET states are read)")),

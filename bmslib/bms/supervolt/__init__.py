@@ -9,7 +9,7 @@ from bmslib.family import DeviceType, Family, TypeDoc
 
 
 def family() -> Family:
-    return Family("supervolt", "Supervolt", doc_page="supervolt", summary="Supervolt ASCII protocol", types=(
+    return Family("supervolt", "Supervolt", doc_page="supervolt", summary="Supervolt, ASCII protocol", types=(
         DeviceType("supervolt", "Supervolt (ASCII protocol: libatt…, SV12V… packs) and other E&J Technology BMS",
                    SupervoltDriver, SupervoltDriver.switches, codec=protocol.SupervoltCodec,
                    emulator=SupervoltEmulator, matchers=protocol.MATCHERS,

@@ -10,7 +10,7 @@ from bmslib.family import DeviceType, Family, TypeDoc
 
 
 def family() -> Family:
-    return Family("victron", "Victron", doc_page="victron", summary="Victron SmartShunt / BMV", types=(
+    return Family("victron", "Victron", doc_page="victron", summary="Victron SmartShunt, BMV Smart", types=(
         DeviceType("victron", "Victron SmartShunt / BMV Smart: Instant Readout (advertisements) with `key:`, "
                    "else the GATT service (paired with `pin:`)", make_driver, frozenset(),
                    emulator=VictronEmulator, matchers=MATCHERS, accepts_pin=True, accepts_key=True,
