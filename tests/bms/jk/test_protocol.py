@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.bms.jk.protocol import codec as jk
-from bmslib.bms.jk.protocol import device_info_decoder as jk_device_info
+from bmslib.bms.jk.protocol import device_info_decoder
 from bmslib.bms.jk.protocol import framing as jk_framing
 from bmslib.bms.jk.protocol import jk02 as jk_jk02
 from bmslib.bms.jk.protocol import jk04 as jk_jk04
@@ -462,10 +462,10 @@ def test_rejected_device_info_frames_are_redacted_in_errors() -> None:
 
 
 def test_long_serial_only_from_firmware_that_writes_one() -> None:
-    old = jk_device_info.encode({"sw_version": "10.07", "serial": "20418030281", "short_passcode": "4321"})
-    assert jk_device_info.decode(old)["device_info"].serial == "20418030281"
-    new = jk_device_info.encode({"sw_version": "19.27", "serial": "51020BO49000422"})
-    assert jk_device_info.decode(new)["device_info"].serial == "51020BO49000422"
+    old = device_info_decoder.encode({"sw_version": "10.07", "serial": "20418030281", "short_passcode": "4321"})
+    assert device_info_decoder.decode(old)["device_info"].serial == "20418030281"
+    new = device_info_decoder.encode({"sw_version": "19.27", "serial": "51020BO49000422"})
+    assert device_info_decoder.decode(new)["device_info"].serial == "51020BO49000422"
 
 
 # --- layout choice ---------------------------------------------------------------------------------
@@ -477,7 +477,7 @@ def test_long_serial_only_from_firmware_that_writes_one() -> None:
     ("8.X", "8.20", FrameLayout.JK02_24S), ("", "", None), ("abc", "x.y", None),
 ])
 def test_layout_from_versions(hw: str, sw: str, layout: FrameLayout | None) -> None:
-    assert jk_device_info.layout_from_versions(hw, sw) is layout
+    assert device_info_decoder.layout_from_versions(hw, sw) is layout
 
 
 def test_forced_layout_wins_but_a_disagreeing_device_info_is_reported() -> None:

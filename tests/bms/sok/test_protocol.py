@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bmslib.bms.sok import emulator_frames as sok_device
+from bmslib.bms.sok import emulator_frames
 from bmslib.bms.sok import protocol as sok
 from bmslib.errors import FrameError
 from bmslib.model import Reading, merge_readings
@@ -28,7 +28,7 @@ F1 = bytes.fromhex(SINGLE_FIXTURES[0]["frame"])
 
 def run(codec: sok.SokCodec, command: int, frames: list[bytes]) -> Reading:
     """Send ``command``, feed replies through a fresh assembler; return the set's reading."""
-    assert sok_device.parse_request(codec.request(command)) == command
+    assert emulator_frames.parse_request(codec.request(command)) == command
     asm = codec.assembler()
     for f in frames:
         for frame in asm.feed(f):
@@ -128,33 +128,33 @@ def test_synthetic_cell_offsets() -> None:
 @pytest.mark.parametrize("case", COMMANDS, ids=case_id)
 def test_request_builders_match_captured_commands(case: dict) -> None:
     frame = bytes.fromhex(case["frame"])
-    command = sok_device.parse_request(frame)
+    command = emulator_frames.parse_request(frame)
     assert command is not None and sok.request(command) == frame
     assert frame[-1] == case["expected"]["crc8"]
 
 
 def test_poll_commands_are_info_and_detail() -> None:
     assert sok.POLL_COMMANDS == (sok.CMD_INFO, sok.CMD_DETAIL)
-    assert sok_device.parse_request(bytes.fromhex("eec1000000cf")) is None  # wrong CRC
-    assert sok_device.parse_request(bytes.fromhex("ddc000000041")) is None  # "break", not a request we serve
+    assert emulator_frames.parse_request(bytes.fromhex("eec1000000cf")) is None  # wrong CRC
+    assert emulator_frames.parse_request(bytes.fromhex("ddc000000041")) is None  # "break", not a request we serve
 
 
 # --- completeness of a reply set --------------------------------------------------------------------
 
 
 def status(voltage: float) -> bytes:
-    return sok_device.encode_status({"voltage": voltage, "current": 1.5, "capacity": 100, "charge": 50,
+    return emulator_frames.encode_status({"voltage": voltage, "current": 1.5, "capacity": 100, "charge": 50,
                               "cycles": 3, "soc": 50})
 
 
-DETAIL = sok_device.encode_detail({"year": 24, "month": 2, "day": 29, "heater": 1, "balancer": 0, "f3_capacity": 100})
+DETAIL = emulator_frames.encode_detail({"year": 24, "month": 2, "day": 29, "heater": 1, "balancer": 0, "f3_capacity": 100})
 
 
 def test_cells_complete_when_their_sum_meets_the_pack_voltage() -> None:
     cells = [3.3] * 8
     codec = sok.SokCodec()
     codec.request(sok.CMD_DETAIL)
-    f4 = sok_device.encode_cells(cells)
+    f4 = emulator_frames.encode_cells(cells)
     assert not codec.offer(status(26.4)) and not codec.offer(DETAIL)
     assert not codec.offer(f4[0])  # 13.2 V of 26.4 V: more to come
     assert codec.offer(f4[1])
@@ -167,7 +167,7 @@ def test_a_missing_last_cell_reply_is_noticed_on_large_packs(count: int) -> None
     cells = [3.3] * count
     codec = sok.SokCodec()
     codec.request(sok.CMD_DETAIL)
-    f4 = sok_device.encode_cells(cells)
+    f4 = emulator_frames.encode_cells(cells)
     for frame in (status(3.3 * count), DETAIL, *f4[:-1]):
         assert not codec.offer(frame)
     assert codec.offer(f4[-1])
@@ -177,12 +177,12 @@ def test_a_missing_last_cell_reply_is_noticed_on_large_packs(count: int) -> None
 def test_cells_complete_when_the_sum_differs_from_the_pack_voltage_by_less_than_half_a_cell() -> None:
     codec = sok.SokCodec()
     codec.request(sok.CMD_DETAIL)
-    for frame in (status(3.3 * 16 - 1.6), DETAIL, *sok_device.encode_cells([3.3] * 16)[:-1]):
+    for frame in (status(3.3 * 16 - 1.6), DETAIL, *emulator_frames.encode_cells([3.3] * 16)[:-1]):
         assert not codec.offer(frame)
-    assert codec.offer(sok_device.encode_cells([3.3] * 16)[-1])
+    assert codec.offer(emulator_frames.encode_cells([3.3] * 16)[-1])
     codec.request(sok.CMD_DETAIL)
     codec.cell_count = None
-    for frame in (status(3.3 * 16 - 1.7), DETAIL, *sok_device.encode_cells([3.3] * 16)):
+    for frame in (status(3.3 * 16 - 1.7), DETAIL, *emulator_frames.encode_cells([3.3] * 16)):
         codec.offer(frame)
     assert not codec.complete  # 1.7 V off: more than half a cell, the set stays open
 
@@ -190,7 +190,7 @@ def test_cells_complete_when_the_sum_differs_from_the_pack_voltage_by_less_than_
 def test_cells_complete_on_a_partly_filled_cell_reply() -> None:
     codec = sok.SokCodec()
     codec.request(sok.CMD_DETAIL)
-    f4 = sok_device.encode_cells([3.2, 3.3, 3.4, 3.5, 3.6, 3.7])
+    f4 = emulator_frames.encode_cells([3.2, 3.3, 3.4, 3.5, 3.6, 3.7])
     for frame in (status(0.0), DETAIL, f4[0]):
         assert not codec.offer(frame)
     assert codec.offer(f4[1])
@@ -201,11 +201,11 @@ def test_cells_complete_on_a_partly_filled_cell_reply() -> None:
 def test_cells_complete_when_they_repeat_and_the_count_is_learnt() -> None:
     codec = sok.SokCodec()
     codec.request(sok.CMD_DETAIL)
-    f4 = sok_device.encode_cells([3.3] * 16)
+    f4 = emulator_frames.encode_cells([3.3] * 16)
     for frame in (status(0.0), DETAIL, *f4):  # no usable pack voltage
         assert not codec.offer(frame)
     assert codec.missing == {sok.F_CELLS}
-    assert codec.offer(sok_device.encode_cells([3.9] * 4)[0])  # the first block again (newer values)
+    assert codec.offer(emulator_frames.encode_cells([3.9] * 4)[0])  # the first block again (newer values)
     assert codec.reading()["cell_voltages"] == (3.3,) * 16  # one consistent round is reported
     assert codec.cell_count == 16
     codec.request(sok.CMD_DETAIL)  # next poll: the learnt count ends the set without a repeat
@@ -219,14 +219,14 @@ def test_configured_cell_count_ends_the_set() -> None:
     codec.request(sok.CMD_DETAIL)
     for frame in (status(0.0), DETAIL):
         codec.offer(frame)
-    assert codec.offer(sok_device.encode_cells([3.3] * 8)[0])
+    assert codec.offer(emulator_frames.encode_cells([3.3] * 8)[0])
     assert len(codec.reading()["cell_voltages"]) == 4
 
 
 def test_a_gap_in_the_cells_keeps_the_set_open() -> None:
     codec = sok.SokCodec()
     codec.request(sok.CMD_DETAIL)
-    f4 = sok_device.encode_cells([3.3] * 12)
+    f4 = emulator_frames.encode_cells([3.3] * 12)
     for frame in (status(39.6), DETAIL, f4[0], f4[2]):
         assert not codec.offer(frame)
     assert codec.reading()["cell_voltages"] == (3.3,) * 4  # only the gapless start is reported
@@ -237,7 +237,7 @@ def test_a_gap_in_the_cells_keeps_the_set_open() -> None:
 def test_a_last_or_repeated_cell_reply_does_not_end_a_set_with_a_gap() -> None:
     codec = sok.SokCodec()
     codec.request(sok.CMD_DETAIL)
-    f4 = sok_device.encode_cells([3.3] * 10)
+    f4 = emulator_frames.encode_cells([3.3] * 10)
     for frame in (status(0.0), DETAIL, f4[0], f4[2], f4[0]):  # partial last block, then a repeat
         assert not codec.offer(frame)
     assert codec.offer(f4[1])
@@ -252,7 +252,7 @@ def test_replies_of_other_requests_and_late_cells_are_ignored() -> None:
     run(codec, sok.CMD_DETAIL, [F0, F3, F4A, F4B])
     assert codec.complete
     before = codec.reading()
-    late = sok_device.encode_cells([4.0] * 8)[1]
+    late = emulator_frames.encode_cells([4.0] * 8)[1]
     assert codec.decode(late) == before
     assert codec.ignored == 3
 
@@ -277,7 +277,7 @@ def test_offer_counts_undecodable_frames_instead_of_raising() -> None:
 
 def test_protection_reply_names_the_set_flags() -> None:
     codec = sok.SokCodec()
-    r = run(codec, sok.CMD_PROTECTION, [sok_device.encode_protection(["protection_0", "protection_9"])])
+    r = run(codec, sok.CMD_PROTECTION, [emulator_frames.encode_protection(["protection_0", "protection_9"])])
     assert codec.complete
     assert r["alarms"] == ("protection_0", "protection_9")
     assert r["extra"]["protection_bitmask"] == 0x0201
@@ -366,20 +366,20 @@ def test_fuzz_valid_frames_with_random_bodies(kind: int, body: bytes, command: i
 )
 def test_encode_decode_round_trip(voltage: int, current: int, capacity: int, charge: int, cycles: int,
                                   soc: int, fets: tuple[bool, bool], temps: list[int], cells: list[int]) -> None:
-    r = sok.decode(sok_device.encode_status({"voltage": voltage / 1000, "current": -current / 1000,
+    r = sok.decode(emulator_frames.encode_status({"voltage": voltage / 1000, "current": -current / 1000,
                                       "capacity": capacity / 1000, "charge": charge / 1000,
                                       "cycles": cycles, "soc": soc}))
     assert r["voltage"] == pytest.approx(voltage / 1000)
     assert r["current"] == pytest.approx(-current / 1000)
     assert (r["capacity"], r["charge"]) == pytest.approx((capacity / 1000, charge / 1000))
     assert (r["cycles"], r["soc"]) == (cycles, soc)
-    f = sok.decode(sok_device.encode_fets(*fets, [float(t) for t in temps]))
+    f = sok.decode(emulator_frames.encode_fets(*fets, [float(t) for t in temps]))
     assert f["switches"] == {"charge": fets[0], "discharge": fets[1]}
     assert list(f["temperatures"]) == temps
     volts = [c / 1000 for c in cells]
     codec = sok.SokCodec(cell_count=len(cells))
     codec.request(sok.CMD_DETAIL)
-    for frame in (sok_device.encode_status({"voltage": 0}), DETAIL, *sok_device.encode_cells(volts)):
+    for frame in (emulator_frames.encode_status({"voltage": 0}), DETAIL, *emulator_frames.encode_cells(volts)):
         codec.offer(frame)
     assert codec.complete
     assert list(codec.reading()["cell_voltages"]) == pytest.approx(volts)
@@ -388,8 +388,8 @@ def test_encode_decode_round_trip(voltage: int, current: int, capacity: int, cha
 def test_detail_and_name_round_trip() -> None:
     r = sok.decode(DETAIL)
     assert r["extra"] == {"heater": True, "balancing": False, "f3_capacity": 100.0, "manufacture_date": "2024-02-29"}
-    assert sok.decode(sok_device.encode_name("SOK-BMS\r"))["device_info"].model == "SOK-BMS"
-    assert sok.decode(sok_device.encode_name("")) == {}
+    assert sok.decode(emulator_frames.encode_name("SOK-BMS\r"))["device_info"].model == "SOK-BMS"
+    assert sok.decode(emulator_frames.encode_name("")) == {}
 
 
 # --- advertisement ---------------------------------------------------------------------------------

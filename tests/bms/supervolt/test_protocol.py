@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.bms.jbd.protocol import frames as jbd
-from bmslib.bms.supervolt import emulator_frames as supervolt_device
+from bmslib.bms.supervolt import emulator_frames
 from bmslib.bms.supervolt import protocol as supervolt
 from bmslib.errors import FrameError
 from bmslib.model import Reading, Sample, merge_readings
@@ -117,7 +117,7 @@ def test_synthetic_frames_decode_after_repairing_their_envelope(case: dict) -> N
 def test_request_builders_match_captured_commands(case: dict) -> None:
     frame = bytes.fromhex(case["frame"])
     assert frame.decode("ascii") == case["frame_ascii"]
-    command = supervolt_device.parse_request(frame)
+    command = emulator_frames.parse_request(frame)
     assert command in (supervolt.CMD_REALTIME, supervolt.CMD_CAPACITY)
     assert supervolt.request(command) == frame
     assert frame in supervolt.SupervoltCodec().poll_requests()
@@ -149,7 +149,7 @@ def test_single_frame_unit_drops_the_capacity_request() -> None:
 # --- checksum-less units ---------------------------------------------------------------------------
 
 
-RT_BAD_SUM = supervolt_device.with_checksum(RT, 0x00)
+RT_BAD_SUM = emulator_frames.with_checksum(RT, 0x00)
 
 
 @pytest.mark.parametrize(("name", "lenient"), [
@@ -166,26 +166,26 @@ def test_only_known_names_accept_frames_with_a_wrong_checksum(name: str | None, 
 
 
 def realtime(**changes: float) -> bytes:
-    values = {"soc": 80, "working_state": supervolt_device.working_state(charge_on=True, discharge_on=True),
-              **supervolt_device.split_current(3.0)}
+    values = {"soc": 80, "working_state": emulator_frames.working_state(charge_on=True, discharge_on=True),
+              **emulator_frames.split_current(3.0)}
     cells, temps = [3.3] * 4, [20.0, 21.0, 22.0, 23.0]
     if "cell" in changes:
         cells[1] = changes.pop("cell")
     if "temp" in changes:
         temps[0] = changes.pop("temp")
-    return supervolt_device.encode_realtime({**values, **changes}, cells, temps)
+    return emulator_frames.encode_realtime({**values, **changes}, cells, temps)
 
 
 IMPLAUSIBLE = {
     "soc_over_100": realtime(soc=101),
     "cell_9V": realtime(cell=9.0),
     "cell_0V5": realtime(cell=0.5),
-    "no_cells": supervolt_device.encode_realtime({"soc": 50}, [], [20.0]),
+    "no_cells": emulator_frames.encode_realtime({"soc": 50}, [], [20.0]),
     "hot": realtime(temp=150.0),
     "current_600A": realtime(discharge_current=600.0),
-    "capacity_zero_design": supervolt_device.encode_capacity({"charge": 10, "full": 10, "design": 0}),
-    "capacity_charge_3x_design": supervolt_device.encode_capacity({"charge": 300, "full": 100, "design": 100}),
-    "single_frame_zero_design": supervolt_device.encode_realtime({"soc": 50}, [3.3], [20.0], {"charge": 1}),
+    "capacity_zero_design": emulator_frames.encode_capacity({"charge": 10, "full": 10, "design": 0}),
+    "capacity_charge_3x_design": emulator_frames.encode_capacity({"charge": 300, "full": 100, "design": 100}),
+    "single_frame_zero_design": emulator_frames.encode_realtime({"soc": 50}, [3.3], [20.0], {"charge": 1}),
 }
 
 
@@ -193,7 +193,7 @@ IMPLAUSIBLE = {
 def test_lenient_mode_rejects_implausible_frames_with_a_wrong_checksum(frame: bytes) -> None:
     assert assemble([frame], accept_plausible=True) == [frame]  # checksum right: accepted as sent
     assert supervolt.plausibility_problem(frame) is not None
-    bad = supervolt_device.with_checksum(frame, supervolt.checksum(frame[1:-3]) ^ 0x5A)
+    bad = emulator_frames.with_checksum(frame, supervolt.checksum(frame[1:-3]) ^ 0x5A)
     asm = supervolt.SupervoltAssembler(accept_plausible=True)
     assert asm.feed(bad) == []
     assert asm.last_error is not None and "checksum mismatch and" in asm.last_error.reason
@@ -287,7 +287,7 @@ def test_fuzz_valid_envelopes_with_random_data(shape: tuple[int, int], data: st.
     command, size = shape
     frame = supervolt.encode_frame(command, data.draw(st.binary(min_size=size, max_size=size)))
     problem = supervolt.plausibility_problem(frame)
-    bad_sum = supervolt_device.with_checksum(frame, supervolt.checksum(frame[1:-3]) ^ 0xFF)
+    bad_sum = emulator_frames.with_checksum(frame, supervolt.checksum(frame[1:-3]) ^ 0xFF)
     lenient = supervolt.SupervoltAssembler(accept_plausible=True)
     if shape in REPLY_SHAPES:
         assert isinstance(supervolt.decode(frame), dict)  # any data in a known reply decodes
@@ -318,7 +318,7 @@ def test_realtime_encode_decode_round_trip(charge: int, discharge: int, soc: int
               "working_state": state, "status_byte_54": byte54, "balance_state": balance,
               "discharge_count": dcount, "charge_count": ccount}
     capacity = None if caps is None else dict(zip(("charge", "full", "design"), (c / 10 for c in caps), strict=True))
-    frame = supervolt_device.encode_realtime(values, [c / 1000 for c in cells], [t - 40 for t in temps], capacity)
+    frame = emulator_frames.encode_realtime(values, [c / 1000 for c in cells], [t - 40 for t in temps], capacity)
     assert supervolt.SupervoltAssembler().feed(frame) == [frame]
     r = supervolt.decode(frame)
     assert r["current"] == pytest.approx((discharge - charge) / 100)
@@ -339,14 +339,14 @@ def test_realtime_encode_decode_round_trip(charge: int, discharge: int, soc: int
 @fuzz_settings
 @given(st.integers(0, 65535), st.integers(0, 65535), st.integers(0, 65535))
 def test_capacity_encode_decode_round_trip(charge: int, full: int, design: int) -> None:
-    r = supervolt.decode(supervolt_device.encode_capacity({"charge": charge / 10, "full": full / 10, "design": design / 10}))
+    r = supervolt.decode(emulator_frames.encode_capacity({"charge": charge / 10, "full": full / 10, "design": design / 10}))
     assert r["charge"] == pytest.approx(charge / 10)
     assert r["capacity"] == pytest.approx((full or design) / 10)
     assert r["extra"]["design_capacity"] == pytest.approx(design / 10)
 
 
 def test_working_state_alarms_and_switches() -> None:
-    state = supervolt_device.working_state(charge_on=False, discharge_on=True, current=-2.0,
+    state = emulator_frames.working_state(charge_on=False, discharge_on=True, current=-2.0,
                                     alarms=("short_circuit", "charge_overtemperature"))
     assert state == 0x0001 | 0x0020 | 0x0100 | 0x1000 | 0x4000
     r = supervolt.decode(realtime(working_state=state))
@@ -362,10 +362,10 @@ def test_current_glitch_is_dropped_not_published() -> None:
 
 
 def test_parse_request_rejects_replies_and_bad_checksums() -> None:
-    assert supervolt_device.parse_request(RT) is None
-    assert supervolt_device.parse_request(supervolt_device.with_checksum(supervolt.REQUEST_CAPACITY, 0x06)) is None
-    assert supervolt_device.parse_request(supervolt.encode_frame(0x03, b"", version=0x50)) is None
-    assert supervolt_device.parse_request(b":00~") is None
+    assert emulator_frames.parse_request(RT) is None
+    assert emulator_frames.parse_request(emulator_frames.with_checksum(supervolt.REQUEST_CAPACITY, 0x06)) is None
+    assert emulator_frames.parse_request(supervolt.encode_frame(0x03, b"", version=0x50)) is None
+    assert emulator_frames.parse_request(b":00~") is None
 
 
 # --- advertisement ---------------------------------------------------------------------------------

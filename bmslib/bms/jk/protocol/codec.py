@@ -17,7 +17,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bmslib.bms.jk.protocol import device_info_decoder as jk_device_info
+from bmslib.bms.jk.protocol import device_info_decoder
 from bmslib.bms.jk.protocol import jk02 as jk_jk02
 from bmslib.bms.jk.protocol import jk04 as jk_jk04
 from bmslib.bms.jk.protocol.device_info_decoder import layout_from_versions, version_major
@@ -134,7 +134,7 @@ class JkCodec:
         raise FrameError(f"JK frame type 0x{kind:02x} is not decoded", redact(frame))
 
     def _device_info(self, frame: bytes) -> Reading:
-        reading = jk_device_info.decode(frame)
+        reading = device_info_decoder.decode(frame)
         info = reading["device_info"]
         self.sw_major = version_major(info.sw_version)
         self.detected_layout = layout_from_versions(info.hw_version, info.sw_version)
@@ -204,7 +204,7 @@ def encode_settings(layout: FrameLayout, values: Mapping[str, Number], counter: 
     return jk_jk02.encode_settings(values, counter)
 
 
-encode_device_info = jk_device_info.encode_info
+encode_device_info = device_info_decoder.encode_info
 
 
 # --- logbook (request 0xA1 -> frame type 0x05; not part of the default assembler's types) -----
