@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bmslib.config import TypeInfo
+from bmslib.config.settings import TypeInfo
 from bmslib.protocol.base import AdvertisementMatcher, Codec
 from bmslib.protocol.decoded import Decoded
 

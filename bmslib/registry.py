@@ -12,7 +12,7 @@ import pkgutil
 from collections.abc import Mapping
 
 import bmslib.bms
-from bmslib.config import TypeInfo
+from bmslib.config.settings import TypeInfo
 from bmslib.family import DeviceType, Family
 
 

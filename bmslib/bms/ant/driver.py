@@ -35,7 +35,7 @@ from bmslib.errors import BmsAuthError, BmsTimeoutError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings
 
 if TYPE_CHECKING:
-    from bmslib.config import DeviceConfig
+    from bmslib.config.settings import DeviceConfig
 
 LEGACY_SWITCHES = frozenset(ant_legacy.SWITCH_REGISTERS)
 

@@ -30,7 +30,7 @@ from bmslib.bms.daly.protocol import legacy as daly_legacy
 from bmslib.bms.daly.protocol.auto import DalyAutoCodec, DalyFrames, legacy_piece, reply_to
 from bmslib.bms.daly.protocol.codec import DalyCodec, DalyProtocol
 from bmslib.bms.daly.protocol.rtu import ERROR_FLAG
-from bmslib.config import DeviceConfig
+from bmslib.config.settings import DeviceConfig
 from bmslib.drivers.base import BleDriver, DeviceLog
 from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings

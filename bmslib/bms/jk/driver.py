@@ -38,7 +38,7 @@ from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, FrameError, Uns
 from bmslib.model import Reading, merge_readings
 
 if TYPE_CHECKING:
-    from bmslib.config import DeviceConfig
+    from bmslib.config.settings import DeviceConfig
 
 #: config type that chooses each layout (named in the warning about a forced layout)
 LAYOUT_TYPES = {FrameLayout.JK02_24S: "jk_24s", FrameLayout.JK02_32S: "jk_32s", FrameLayout.JK04: "jk04"}
