@@ -11,14 +11,14 @@ import pytest
 from bmslib.ble import adverts
 from bmslib.ble.address import AddressMatcher
 from bmslib.ble.backend import BleBackend
-from bmslib.drivers.victron import VictronAdvDriver
+from bmslib.bms.victron.driver import VictronAdvDriver
+from bmslib.bms.victron.emulator import VictronEmulator
+from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.errors import BmsDisconnectedError
 from bmslib.model import Sample
-from bmslib.protocol import victron
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.radio import SimRadio
-from bmslib.sim.victron import VictronEmulator
 from tests.sim_helpers import add_emulator, backend_of, device_config
 
 KEY_HEX = "4f1c0a8e6b2d9357e0c4a1b8f63d2e90"

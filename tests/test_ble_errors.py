@@ -30,6 +30,10 @@ from bmslib.ble.backend import BleBackend
 from bmslib.ble.radio_errors import connect_error, gatt_error, unavailable_reason
 from bmslib.ble.scan import scan
 from bmslib.ble.transport import BleTransport
+from bmslib.bms.jbd.emulator import JbdEmulator
+from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.victron.emulator import VictronEmulator
+from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.errors import (
     BluetoothUnavailableError,
     BmsAuthError,
@@ -42,13 +46,10 @@ from bmslib.errors import (
     GattAuthError,
     GattError,
 )
-from bmslib.protocol import jbd, victron
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
-from bmslib.sim.jbd import JbdEmulator
 from bmslib.sim.radio import SimRadio, sim_address
-from bmslib.sim.victron import VictronEmulator
 
 LOG = logging.LoggerAdapter(logging.getLogger("test.ble_errors"), {})
 UNKNOWN_UUID = "0000abcd-0000-1000-8000-00805f9b34fb"

@@ -14,9 +14,9 @@ from bmslib.ble.radio_errors import RADIO_ERRORS, connect_error
 from bmslib.protocol.base import AdvertisementMatcher
 
 
-class KnownType(Protocol):
-    """What a scan needs of a device type (:class:`bmslib.registry.DeviceType` has it): its name and the
-    matchers of its advertisements. The BLE layer does not import the registry, which sits above it."""
+class Matchable(Protocol):
+    """What scanning needs of a device type (:class:`bmslib.family.DeviceType` is one): its name and the
+    matchers of its advertisements. The BLE layer does not import the families, which sit above it."""
 
     @property
     def name(self) -> str: ...
@@ -41,7 +41,7 @@ class ScanResult:
 
 
 def classify(address: str, name: str | None, service_uuids: list[str], manufacturer_data: Mapping[int, bytes],
-             types: Mapping[str, KnownType]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+             types: Mapping[str, Matchable]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Device types (and notes) whose matchers accept this advertisement."""
     found: list[str] = []
     notes: list[str] = []
@@ -56,7 +56,7 @@ def classify(address: str, name: str | None, service_uuids: list[str], manufactu
     return tuple(found), tuple(notes)
 
 
-async def scan(backend: BleBackend, types: Mapping[str, KnownType], *, timeout: float = 10.0,
+async def scan(backend: BleBackend, types: Mapping[str, Matchable], *, timeout: float = 10.0,
                adapter: str | None = None) -> list[ScanResult]:
     """Scan for ``timeout`` seconds; strongest signal first.
 
