@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bmslib.config import TypeInfo
+from bmslib.config.settings import TypeInfo
 from bmslib.drivers.ant import LEGACY_SWITCHES, AntDriver
 from bmslib.drivers.base import Driver
 from bmslib.drivers.daly import DalyDriver, forced

@@ -29,7 +29,7 @@ from bmslib.protocol.ant import AntCodec, Variant
 from bmslib.protocol.ant_control import AuthOrder
 
 if TYPE_CHECKING:
-    from bmslib.config import DeviceConfig
+    from bmslib.config.settings import DeviceConfig
 
 LEGACY_SWITCHES = frozenset(ant_legacy.SWITCH_REGISTERS)
 

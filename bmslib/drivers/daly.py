@@ -21,7 +21,7 @@ from typing import ClassVar
 from bleak.exc import BleakError
 
 from bmslib.ble.backend import BleBackend
-from bmslib.config import DeviceConfig
+from bmslib.config.settings import DeviceConfig
 from bmslib.drivers.base import BleDriver, DeviceLog
 from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings

@@ -35,7 +35,7 @@ from bmslib.protocol.jk import JkCodec, Layout
 from bmslib.protocol.jk_framing import TYPE_CELL_INFO, TYPE_DEVICE_INFO, TYPE_SETTINGS
 
 if TYPE_CHECKING:
-    from bmslib.config import DeviceConfig
+    from bmslib.config.settings import DeviceConfig
 
 #: config type that chooses each layout (named in the warning about a forced layout)
 LAYOUT_TYPES = {Layout.JK02_24S: "jk_24s", Layout.JK02_32S: "jk_32s", Layout.JK04: "jk04"}

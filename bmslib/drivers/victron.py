@@ -37,7 +37,7 @@ from bmslib.protocol import victron, victron_adv
 from bmslib.protocol.base import FrameAssembler
 
 if TYPE_CHECKING:
-    from bmslib.config import DeviceConfig
+    from bmslib.config.settings import DeviceConfig
 
 #: What the user can do when pairing fails (never contains the PIN itself).
 PAIRING_HELP = (
