@@ -19,12 +19,13 @@ from bmslib.commands import CommandQueue, SwitchCommand
 from bmslib.config.settings import GROUP_MODES, AppConfig, DeviceConfig
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
+from bmslib.family import DeviceType
 from bmslib.groups.combine import member_switches
 from bmslib.groups.driver import FIRST_SAMPLE_WAIT, GroupDriver, age_limit
 from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
 from bmslib.publishing import Averager, PublishSchedule
-from bmslib.registry import DeviceType, device_types
+from bmslib.registry import device_types
 from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
 from bmslib.sim.battery import BatteryModel, sine_load
 from bmslib.sim.emulator import Emulator

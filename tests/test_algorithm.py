@@ -25,13 +25,13 @@ from bmslib.algorithm import (
     validate_algorithm,
 )
 from bmslib.app import App
+from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.cli import DEMO_BANK
 from bmslib.commands import CommandQueue
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
 from bmslib.registry import type_infos
-from bmslib.sim.jbd import JbdEmulator
 from tests.sim_helpers import app_running, fast_types
 from tests.test_app import RecordingSink
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bmslib.app import App
+from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.commands import CommandQueue
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
@@ -20,7 +21,6 @@ from bmslib.groups import driver as groups
 from bmslib.groups.driver import GroupDriver, GroupMemberStaleError, age_limit
 from bmslib.model import Sample
 from bmslib.registry import type_infos
-from bmslib.sim.jbd import JbdEmulator
 from tests.sim_helpers import app_running, device_config, fast_types
 from tests.test_app import RecordingSink
 
