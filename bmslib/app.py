@@ -3,7 +3,7 @@
 Data flows one way through it. Each device's task takes the samples its sampler yields, runs the meters
 and the charge algorithm on them, asks the device's :class:`DevicePublisher` what to publish, and hands
 sample and decision to every sink through the sink interface. Switch commands come back the other way
-on one :class:`CommandQueue` (from MQTT; algorithms and groups call :meth:`App.request_switch`).
+on one :class:`CommandQueue` (from MQTT, groups and algorithms).
 """
 
 from __future__ import annotations
@@ -17,19 +17,22 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bmslib.algorithm import DEFAULT_CALIBRATION_DAYS, AlgorithmRunner, parse_algorithm
-from bmslib.ble.backend import SYSTEM, BleBackend
+from bmslib.ble.backend import BleBackend
 from bmslib.commands import CommandQueue, SwitchCommand
-from bmslib.config import AppConfig, DeviceConfig
+from bmslib.config.settings import GROUP_MODES, AppConfig, DeviceConfig
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
-from bmslib.groups import FIRST_SAMPLE_WAIT, GroupDriver, age_limit, group_device_type, member_switches
+from bmslib.family import DeviceType
+from bmslib.groups.combine import member_switches
+from bmslib.groups.driver import FIRST_SAMPLE_WAIT, GroupDriver, age_limit
 from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
 from bmslib.publishing import METER_PUBLISH_PERIOD, Decision, DevicePublisher
-from bmslib.registry import DeviceType, device_types
-from bmslib.sampler import DeviceSampler, SamplerPolicy
+from bmslib.registry import device_types
+from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
 from bmslib.sim.battery import BatteryModel, sine_load
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.radio import SimRadio, sim_address
@@ -41,6 +44,8 @@ SampleHook = Callable[[DeviceStatus, Sample], Awaitable[None]]
 AVAILABILITY_CHECK = 1.0  # [s]
 STATE_SAVE_PERIOD = 30.0  # [s] meter states are saved this often (and at shutdown)
 EXIT_OK, EXIT_WATCHDOG = 0, 1
+
+_Item = TypeVar("_Item")
 
 
 def device_logger(alias: str, debug: bool) -> logging.LoggerAdapter[logging.Logger]:
@@ -78,14 +83,15 @@ class App:
     """Runs the daemon for one :class:`AppConfig` until :meth:`request_stop` or the watchdog."""
 
     def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
-                 backend: BleBackend = SYSTEM, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
+                 backend: BleBackend | None = None, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
                  sink_factories: Sequence[SinkFactory] = (), state_dir: Path | None = None,
                  watchdog_timeout: float | None = None,
                  save_interval: float = STATE_SAVE_PERIOD, meter_period: float = METER_PUBLISH_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
-        self.backend = backend
+        self.backend = backend or BleBackend()
         self.radio = radio
+        self._sim_backend: BleBackend | None = None  # one for all simulated devices: they share its scanners
         self.state_dir = state_dir or Path(".")
         self.sign = OutputSign(config.invert_current)
         self.watchdog_timeout = watchdog_timeout or max(300.0, 10 * config.sample_period)
@@ -95,10 +101,10 @@ class App:
         self.read_lock = None if config.concurrent_sampling else asyncio.Lock()
         self.sample_hooks: list[SampleHook] = []
         self.devices: dict[str, DeviceRuntime] = {}
-        self.commands: CommandQueue = asyncio.Queue()
+        self.commands: CommandQueue = asyncio.Queue()  # switch commands from MQTT, groups and algorithms
+        self.unavailable: UnavailableQueue = asyncio.Queue()  # devices whose read said "unavailable now"
         self.meter_period = meter_period
         self._tasks: list[asyncio.Task[None]] = []
-        self._command_task: asyncio.Task[None] | None = None
         self._sink_errors: dict[str, float] = {}
         self._last_sample_mono = time.monotonic()
         for dev in config.devices:
@@ -144,7 +150,9 @@ class App:
                     raise ValueError(f"type {cfg.type} has no emulator for {cfg.address}")
                 emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id))
                 radio.add(emulator, sim_id=cfg.sim_id)
-            backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
+            if self._sim_backend is None:
+                self._sim_backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
+            backend = self._sim_backend
             address = emulator.address
         driver = dtype.driver(cfg, address=address, backend=backend, log=log)
         status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,
@@ -160,30 +168,32 @@ class App:
     def _add_group(self, cfg: DeviceConfig) -> None:
         """A group: a device without radio whose reads combine its members' latest samples."""
         members = [self.devices[alias] for alias in cfg.members]
-        dtype = group_device_type(cfg.type, member_switches(m.status.switches for m in members))
+        dtype = DeviceType(cfg.type, f"{GROUP_MODES[cfg.type]} group of configured devices", GroupDriver,
+                           member_switches(m.status.switches for m in members), in_demo=False, radio=False)
         log = device_logger(cfg.alias, cfg.debug or self.config.verbose_log)
         driver = GroupDriver(cfg, address=cfg.address, backend=self.backend, log=log,
                              members=[m.status for m in members],
                              max_age=age_limit(self.config.expire_values_after, self.config.sample_period),
-                             request_switch=self.request_switch,
-                             on_stale=lambda why: self._group_stale(cfg.alias, why))
+                             commands=self.commands)
         status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,
                               device_info=driver.device_info, is_group=True)
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=True,
                                current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10)
-        sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock, read_lock=None)
+        sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock, read_lock=None,
+                                unavailable=self.unavailable)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
 
     def _publisher(self) -> DevicePublisher:
         return DevicePublisher(self.config.publish_period, meter_period=self.meter_period)
 
-    def _group_stale(self, alias: str, why: str) -> None:
-        """A group member is too old: the group is unavailable now, not after expire_values_after."""
-        rt = self.devices[alias]
-        if rt.status.available:
-            rt.status.available = False
-            rt.sampler.log.warning("unavailable: %s", why)
-            self._sinks_availability(rt.status, False)
+    def _report_unavailable(self, item: tuple[DeviceStatus, str]) -> None:
+        """A read said the device has nothing current (a group with a stale member, ``why``): it is unavailable
+        now, not after expire_values_after."""
+        status, why = item
+        if status.available:
+            status.available = False
+            self.devices[status.alias].sampler.log.warning("unavailable: %s", why)
+            self._sinks_availability(status, False)
 
     def _add_algorithm(self, rt: DeviceRuntime) -> None:
         cfg = rt.config
@@ -191,7 +201,7 @@ class App:
         days = cfg.soc_calibration_days if cfg.soc_calibration_days is not None else DEFAULT_CALIBRATION_DAYS
         self.algorithms[cfg.alias] = AlgorithmRunner(
             cfg.alias, parse_algorithm(cfg.algorithm), state_dir=self.state_dir if self._persist else None,
-            request_switch=self.request_switch, log=rt.sampler.log, calibration_days=days)
+            commands=self.commands, log=rt.sampler.log, calibration_days=days)
 
     # --- meters, algorithms, state ---
     async def _meter_hook(self, status: DeviceStatus, sample: Sample) -> None:
@@ -280,17 +290,12 @@ class App:
             _LOG.exception("sink %s failed in %s (further failures within 60 s are not logged)", sink.name, method)
 
     # --- switch commands ---
-    async def _command_loop(self) -> None:
-        """Run the switch commands put on :attr:`commands` (by the MQTT sink), in the order they came."""
-        while True:
-            self.run_command(await self.commands.get())
-
-    def run_command(self, command: SwitchCommand) -> bool:
-        """Pass a switch command to its device's sampler (see :meth:`request_switch`). False if refused."""
+    def _run_command(self, command: SwitchCommand) -> None:
+        """One switch command from the queue; a refusal is logged by :meth:`request_switch`. A command from
+        Home Assistant (MQTT) has the device's switch states echoed for a while."""
         accepted = self.request_switch(command.alias, command.switch, command.on)
         if accepted and command.origin == "mqtt":
             self.devices[command.alias].publisher.switch_commanded(time.monotonic(), echo=True)
-        return accepted
 
     def request_switch(self, alias: str, name: str, on: bool) -> bool:
         """Queue a switch command for a device (from MQTT or an algorithm). False if refused (logged)."""
@@ -305,6 +310,23 @@ class App:
             rt.publisher.switch_commanded(time.monotonic(), echo=False)
             return True
         return False
+
+    async def _drain(self, queue: asyncio.Queue[_Item], handle: Callable[[_Item], None]) -> None:
+        """Hand every item put on ``queue`` to ``handle``, until the App stops."""
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            while not self.stop_event.is_set():
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait((get, stop), return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    break
+                try:
+                    handle(get.result())
+                except Exception:  # noqa: BLE001  (one bad item must not stop the queue; logged with traceback)
+                    _LOG.exception("%s failed", getattr(handle, "__qualname__", handle))
+        finally:
+            stop.cancel()
 
     # --- background checks ---
     async def _availability_loop(self) -> None:
@@ -367,8 +389,10 @@ class App:
         loop = asyncio.get_running_loop()
         for rt in self.devices.values():
             self._tasks.append(loop.create_task(self._device_loop(rt), name=f"sample-{rt.status.alias}"))
-        self._command_task = loop.create_task(self._command_loop(), name="commands")
         self._tasks.append(loop.create_task(self._availability_loop(), name="availability"))
+        self._tasks.append(loop.create_task(self._drain(self.commands, self._run_command), name="commands"))
+        unavailable = self._drain(self.unavailable, self._report_unavailable)
+        self._tasks.append(loop.create_task(unavailable, name="unavailable"))
         self._tasks.append(loop.create_task(self._state_loop(), name="state"))
         if not self.devices:
             _LOG.warning("no devices configured: nothing to sample (add entries to the devices option)")
@@ -383,9 +407,6 @@ class App:
         """Disconnect devices and flush sinks within ``timeout`` seconds."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout
-        if self._command_task is not None:  # commands still queued are dropped: the devices disconnect now
-            self._command_task.cancel()
-            await asyncio.gather(self._command_task, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=max(0.1, timeout / 2))
             for t in pending:

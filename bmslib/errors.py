@@ -42,6 +42,15 @@ class DeviceNotFoundError(BmsConnectError):
     """The device was not seen by the scanner (out of range, powered off, connected elsewhere)."""
 
 
+class CharacteristicNotFoundError(BmsConnectError):
+    """The connected device has no characteristic ``uuid`` (another device type, another firmware, or a
+    GATT service switched off); drivers that know alternatives try them."""
+
+    def __init__(self, address: str, uuid: str) -> None:
+        super().__init__(address, f"characteristic {uuid} not found; is this the right device type?")
+        self.uuid = uuid
+
+
 class BmsTimeoutError(BmsError, TimeoutError):
     """A request got no (valid) reply within its timeout."""
 
@@ -54,12 +63,32 @@ class BmsAuthError(BmsError, PermissionError):
     """The device refused our credentials (PIN, password, key)."""
 
 
+class GattError(BmsError):
+    """A GATT operation (read, write, subscribe, pair) failed while the link stayed up: the device or the
+    host's Bluetooth stack refused it. ``action`` says what was tried, ``reason`` what the stack said."""
+
+    def __init__(self, action: str, reason: str) -> None:
+        super().__init__(f"{action} failed: {reason}")
+        self.action = action
+        self.reason = reason
+
+
+class GattAuthError(GattError, BmsAuthError):
+    """A GATT operation was refused for want of pairing or encryption (the link is not bonded, or the bond
+    or PIN is wrong)."""
+
+
 class BluetoothUnavailableError(BmsError):
     """No Bluetooth stack to talk to (no adapter, no D-Bus, BlueZ not running)."""
 
 
 class UnsupportedError(BmsError):
     """The device or its protocol variant cannot do what was asked (e.g. a switch it lacks)."""
+
+
+class UnavailableError(BmsError):
+    """The device has nothing current to report (a group whose member stopped sampling): the sampler hands
+    it to the App, which reports the device unavailable at once rather than after ``expire_values_after``."""
 
 
 class ConfigError(BmsError):

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 
 from bmslib.app import App
+from bmslib.bms.jbd.protocol import frames as jbd
 from bmslib.commands import SwitchCommand
 from bmslib.config import AppConfig, parse_config
 from bmslib.model import DeviceInfo
 from bmslib.mqtt.record import RECORD_FILE
 from bmslib.mqtt.topics import daemon_status_topic
-from bmslib.protocol import jbd
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from mqtt_util import MqttSink

@@ -25,11 +25,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bmslib.app import App
+from bmslib.bms.jbd.protocol import frames as jbd
 from bmslib.commands import CommandQueue, SwitchCommand
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import OutputSign
-from bmslib.protocol import jbd
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from main import SINK_FACTORIES

@@ -26,16 +26,17 @@ from bleak.backends.scanner import AdvertisementData
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bmslib.ble.adverts import advertisement_of
 from bmslib.ble.scan import classify
+from bmslib.bms.victron.driver import VictronAdvDriver, VictronGattDriver
+from bmslib.bms.victron.emulator import DEMO_KEY_HEX
+from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.commands import CommandQueue
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
-from bmslib.drivers.victron import VictronAdvDriver, VictronGattDriver
 from bmslib.model import OutputSign, Sample
-from bmslib.protocol import victron
 from bmslib.registry import device_types, type_infos
 from bmslib.sim.radio import SimRadio
-from bmslib.sim.victron import DEMO_KEY_HEX
 from mqtt_util import MqttSink
 from tests.helpers import FUZZ_EXAMPLES
 from tests.sim_helpers import make_driver
@@ -194,7 +195,7 @@ def test_victron_advertisement_callback_never_raises(victron_drivers: dict[str, 
     device = BLEDevice(address, name, {})
     adv = AdvertisementData(local_name=name, manufacturer_data=mfr, service_data={}, service_uuids=[],
                             tx_power=None, rssi=rssi if rssi is not None else -127, platform_data=())
-    driver._on_advertisement(device, adv)
+    driver._on_advertisement(advertisement_of(device, adv))  # as the BLE layer's shared scanner hands it over
     assert len(driver._notes_logged) <= 32
     if driver._latest is not None:
         plausible_if_published(dict(driver._latest))
