@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol, final
 
 from bmslib.errors import FrameError
 from bmslib.model import Reading
@@ -23,7 +23,11 @@ _LOG = logging.getLogger(__name__)
 
 
 class FrameAssembler(ABC):
-    """Turns a stream of notification chunks into complete, checked frames."""
+    """Turns a stream of notification chunks into complete, checked frames.
+
+    Protocols subclass :class:`HeadedAssembler`, which holds the one frame-finding loop. Other direct
+    subclasses only combine assemblers or pass whole chunks on; they never buffer bytes themselves.
+    """
 
     def __init__(self) -> None:
         self.frames = 0  # frames accepted
@@ -45,25 +49,6 @@ class FrameAssembler(ABC):
         """Bytes buffered towards an incomplete frame."""
         return len(self._buf)
 
-    def _seek(self, marker: bytes | int) -> bool:
-        """Drop (and count) the bytes before the next ``marker``; False when the buffer holds none yet.
-
-        A tail that may be the beginning of a multi-byte marker is kept for the next chunk.
-        """
-        buf = self._buf
-        start = buf.find(marker)
-        if start >= 0:
-            if start:
-                self._reject("junk before frame start", bytes(buf[:start]))
-                del buf[:start]
-            return True
-        head = bytes((marker,)) if isinstance(marker, int) else marker
-        keep = next((k for k in range(min(len(head) - 1, len(buf)), 0, -1) if buf.endswith(head[:k])), 0)
-        if len(buf) > keep:
-            self._reject("junk without frame start", bytes(buf[:len(buf) - keep]))
-            del buf[:len(buf) - keep]
-        return False
-
     def _reject(self, reason: str, raw: bytes) -> None:
         self.dropped += 1
         self.last_error = FrameError(reason, raw)
@@ -75,47 +60,143 @@ class FrameAssembler(ABC):
         return frame
 
 
-class HeadedAssembler(FrameAssembler):
-    """Frames that start with :attr:`head` and whose extent a :meth:`check` at a position decides.
+#: :meth:`HeadedAssembler.check` verdicts besides a rejection reason.
+OK: Final = "ok"  # a valid frame
+WAIT: Final = "wait"  # too few bytes to tell
+NOISE: Final = "noise"  # well-formed bytes that are not a frame (acks, echoes, module chatter)
 
-    Junk before a head is dropped; a frame that fails its check is dropped and the search resumes one
-    byte later. When the frame at the front is still incomplete but a later head already starts a
-    complete, valid frame (a notification was lost), the stale partial frame is dropped.
+
+class HeadedAssembler(FrameAssembler):
+    """The frame-finding loop of every protocol: frames start with one of :attr:`heads`, and
+    :meth:`check` decides from the bytes at a head whether a frame is there, and where it ends.
+
+    Bytes before a head are junk (one drop per run, see :meth:`_junk`). At a head:
+
+    - a valid frame is returned, noise is removed (see :meth:`_noise`);
+    - an incomplete frame waits for more bytes, unless a later head already starts a complete valid
+      frame: then the front one lost its tail (a notification was lost) and is dropped as stale;
+    - a rejected frame is dropped up to its end when :meth:`check` knows it, else up to the first
+      later head that starts a complete frame or noise, else up to the next head.
+
+    Every rejected run counts once in ``dropped``, so a truncated frame followed by a complete one
+    counts one drop. A frame still incomplete after :attr:`max_frame` bytes is rejected, which
+    bounds the buffer whatever a corrupted length byte says.
+
+    A valid frame is lost only if another head inside it starts a frame that passes :meth:`check`
+    (a checksum collision) while it is still incomplete, or if it starts inside a frame that does.
     """
 
-    head: bytes
+    #: byte strings a frame (or noise) starts with
+    heads: tuple[bytes, ...]
+    #: longest frame :meth:`check` can accept, in bytes
+    max_frame: int
 
     @abstractmethod
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
-        """``("ok", end)`` for a valid frame ``buf[at:end]``, ``("wait", 0)``, or ``(reason, 0)`` if bad."""
+        """Judge what starts at the head ``buf[at]``, reading only ``buf[at:]`` (never raising).
 
+        ``(OK, end)``: ``buf[at:end]`` is a valid frame. ``(NOISE, end)``: ``buf[at:end]`` is expected
+        non-frame data, removed without counting. ``(WAIT, 0)``: more bytes are needed. Anything
+        else is the reason the bytes at ``at`` are no frame, with ``end`` the end of the rejected
+        frame when its framing is certain (it is dropped whole), else 0 (resync at a later head).
+        """
+
+    @final
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf
         buf += chunk
         out: list[bytes] = []
-        while buf:
-            if not self._seek(self.head):
-                break
+        # A scan found no complete frame (or nothing complete) after the front: it stays so until
+        # the next chunk, since removing bytes at the front changes no later verdict.
+        no_frame_later = no_start_later = False
+        while buf and self._seek():
             state, end = self.check(buf, 0)
-            if state == "ok":
+            if state == OK:
                 out.append(self._accept(bytes(buf[:end])))
                 del buf[:end]
-            elif state != "wait":
-                self._reject(state, bytes(buf[:64]))  # enough of the bad frame to recognise it
-                del buf[:1]
-            elif (later := self._complete_later(buf)) > 0:
-                self._reject("incomplete frame superseded by a newer one", bytes(buf[:later]))
-                del buf[:later]
-            else:
-                break
+                continue
+            if state == NOISE:
+                self._noise(bytes(buf[:end]))
+                del buf[:end]
+                continue
+            if state == WAIT:
+                if len(buf) < self.max_frame:
+                    later = 0 if no_frame_later else self._complete_later(frames_only=True)
+                    if not later:
+                        no_frame_later = True
+                        break
+                    self._drop("incomplete frame superseded by a newer one", later)
+                    continue
+                state, end = f"no complete frame within {self.max_frame} bytes", 0
+            if not end:
+                end = 0 if no_start_later else self._complete_later(frames_only=False)
+                if not end:
+                    no_start_later = no_frame_later = True
+                    end = self._next_head(1)
+            self._drop(state, end)
         return out
 
-    def _complete_later(self, buf: bytearray) -> int:
-        at = buf.find(self.head, 1)
+    def _noise(self, raw: bytes) -> None:
+        """Expected non-frame bytes were removed (subclasses count them if they like)."""
+
+    def _junk(self, reason: str, raw: bytes) -> None:
+        """Bytes outside any frame were removed: one drop (subclasses may let known chatter pass)."""
+        self._reject(reason, raw)
+
+    def _drop(self, reason: str, end: int) -> None:
+        self._reject(reason, bytes(self._buf[:min(end, self.max_frame)]))
+        del self._buf[:end]
+
+    def _find_head(self, start: int) -> int:
+        buf = self._buf
+        if len(self.heads) == 1:
+            return buf.find(self.heads[0], start)
+        found = [p for h in self.heads if (p := buf.find(h, start)) >= 0]
+        return min(found) if found else -1
+
+    def _next_head(self, start: int) -> int:
+        """Where the next head at or after ``start`` begins; without one, :meth:`_partial_head`."""
+        at = self._find_head(start)
+        return at if at >= 0 else self._partial_head(start)
+
+    def _partial_head(self, start: int) -> int:
+        """Where a tail (at or after ``start``) that may be the beginning of a head begins; the
+        buffer length when there is none."""
+        buf = self._buf
+        n = len(buf)
+        for keep in range(min(max(len(h) for h in self.heads) - 1, n - start), 0, -1):
+            tail = bytes(buf[n - keep:])
+            if any(h.startswith(tail) for h in self.heads):
+                return n - keep
+        return n
+
+    def _seek(self) -> bool:
+        """Drop the junk before the first head; False when no head is buffered yet (a tail that may
+        be the beginning of one is kept)."""
+        buf = self._buf
+        start = self._find_head(0)
+        if start == 0:
+            return True
+        if start > 0:
+            self._junk("junk before frame start", bytes(buf[:start]))
+            del buf[:start]
+            return True
+        keep = self._partial_head(0)  # no head: only a possible beginning of one stays
+        if keep:
+            self._junk("junk without frame start", bytes(buf[:keep]))
+            del buf[:keep]
+        return False
+
+    def _complete_later(self, *, frames_only: bool) -> int:
+        """The first head after the front that starts a complete valid frame (or, unless
+        ``frames_only``, complete noise); 0 if there is none."""
+        buf = self._buf
+        at = self._find_head(1)
         while at > 0:
-            if self.check(buf, at)[0] == "ok":
+            state = self.check(buf, at)[0]
+            if state == OK or (state == NOISE and not frames_only):
                 return at
-            at = buf.find(self.head, at + 1)
+            at = self._find_head(at + 1)
         return 0
 
 
