@@ -76,7 +76,8 @@ class HeadedAssembler(FrameAssembler):
     - an incomplete frame waits for more bytes, unless a later head already starts a complete valid
       frame: then the front one lost its tail (a notification was lost) and is dropped as stale;
     - a rejected frame is dropped up to its end when :meth:`check` knows it, else up to the first
-      later head that starts a complete frame or noise, else up to the next head.
+      later head that starts a complete frame or noise, else up to the first that may still start
+      one (see :meth:`_resync_point`).
 
     Every rejected run counts once in ``dropped``, so a truncated frame followed by a complete one
     counts one drop. A frame still incomplete after :attr:`max_frame` bytes is rejected, which
@@ -106,9 +107,9 @@ class HeadedAssembler(FrameAssembler):
         buf = self._buf
         buf += chunk
         out: list[bytes] = []
-        # A scan found no complete frame (or nothing complete) after the front: it stays so until
-        # the next chunk, since removing bytes at the front changes no later verdict.
-        no_frame_later = no_start_later = False
+        # No head after the front starts a complete frame: true until the next chunk, since removing
+        # bytes at the front changes no later verdict.
+        no_frame_later = False
         while buf and self._seek():
             state, end = self.check(buf, 0)
             if state == OK:
@@ -121,19 +122,14 @@ class HeadedAssembler(FrameAssembler):
                 continue
             if state == WAIT:
                 if len(buf) < self.max_frame:
-                    later = 0 if no_frame_later else self._complete_later(frames_only=True)
+                    later = 0 if no_frame_later else self._resync_point(frames_only=True)
                     if not later:
                         no_frame_later = True
                         break
                     self._drop("incomplete frame superseded by a newer one", later)
                     continue
                 state, end = f"no complete frame within {self.max_frame} bytes", 0
-            if not end:
-                end = 0 if no_start_later else self._complete_later(frames_only=False)
-                if not end:
-                    no_start_later = no_frame_later = True
-                    end = self._next_head(1)
-            self._drop(state, end)
+            self._drop(state, end or self._resync_point(frames_only=False))
         return out
 
     def _noise(self, raw: bytes) -> None:
@@ -153,11 +149,6 @@ class HeadedAssembler(FrameAssembler):
             return buf.find(self.heads[0], start)
         found = [p for h in self.heads if (p := buf.find(h, start)) >= 0]
         return min(found) if found else -1
-
-    def _next_head(self, start: int) -> int:
-        """Where the next head at or after ``start`` begins; without one, :meth:`_partial_head`."""
-        at = self._find_head(start)
-        return at if at >= 0 else self._partial_head(start)
 
     def _partial_head(self, start: int) -> int:
         """Where a tail (at or after ``start``) that may be the beginning of a head begins; the
@@ -187,17 +178,27 @@ class HeadedAssembler(FrameAssembler):
             del buf[:keep]
         return False
 
-    def _complete_later(self, *, frames_only: bool) -> int:
-        """The first head after the front that starts a complete valid frame (or, unless
-        ``frames_only``, complete noise); 0 if there is none."""
+    def _resync_point(self, *, frames_only: bool) -> int:
+        """Where to resume after the front: the first later head that starts a complete valid frame.
+
+        With ``frames_only`` (the front frame may still complete) that or 0. Otherwise (the front is
+        rejected) the first one that starts a complete frame or noise, else the first one that still
+        waits for bytes, else the first possible beginning of a head: heads between are rejected by
+        :meth:`check` already, so they are dropped with the front instead of one by one.
+        """
         buf = self._buf
+        waiting = 0
         at = self._find_head(1)
         while at > 0:
             state = self.check(buf, at)[0]
             if state == OK or (state == NOISE and not frames_only):
                 return at
+            if state == WAIT and not waiting:
+                waiting = at
             at = self._find_head(at + 1)
-        return 0
+        if frames_only:
+            return 0
+        return waiting or self._partial_head(1)
 
 
 class Codec(Protocol):

@@ -200,22 +200,20 @@ class SupervoltAssembler(HeadedAssembler):
         self.unverified = 0
 
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
-        bad = _non_hex(buf, at + 1, at + HEADER_CHARS)
-        if bad is not None:
-            return "non-hex character in frame header", bad
+        if _non_hex(buf, at + 1, at + HEADER_CHARS):
+            return "non-hex character in frame header", 0
         if len(buf) < at + HEADER_CHARS:
             return WAIT, 0
         length = int(buf[at + 7:at + 11], 16)
         if length not in REPLY_LENGTHS.get(int(buf[at + 3:at + 5], 16), frozenset()):
             return f"unknown reply (command {buf[at + 3:at + 5].decode()}, length {length})", 0
         end = at + length
-        bad = _non_hex(buf, at + HEADER_CHARS, end - 1)
-        if bad is not None:
-            return "non-hex character in frame", bad
+        if _non_hex(buf, at + HEADER_CHARS, end - 1):
+            return "non-hex character in frame", 0
         if len(buf) < end:
             return WAIT, 0
         if buf[end - 1] != END:
-            return "no '~' where the length field says", end - 1
+            return "no '~' where the length field says", 0
         frame = bytes(buf[at:end])
         if checksum_ok(frame):
             return OK, end
@@ -235,9 +233,9 @@ class SupervoltAssembler(HeadedAssembler):
             super()._junk("junk outside a frame", raw)
 
 
-def _non_hex(buf: bytearray, lo: int, hi: int) -> int | None:
-    """Index of the first byte in ``buf[lo:hi]`` that is not a hex digit, None if all are."""
-    return next((i for i in range(lo, min(hi, len(buf))) if buf[i] not in HEX_DIGITS), None)
+def _non_hex(buf: bytearray, lo: int, hi: int) -> bool:
+    """True if a byte in ``buf[lo:hi]`` (as far as it is buffered) is not a hex digit."""
+    return not HEX_DIGITS.issuperset(buf[lo:hi])
 
 
 def decode_capacity(binary: bytes, base: int) -> Reading:
