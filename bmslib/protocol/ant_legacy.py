@@ -109,7 +109,7 @@ class LegacyAssembler(HeadedAssembler):
     """Assemble 140-byte ``AA 55 AA FF`` frames; resync on the next header after a bad frame."""
 
     heads = (HEADER,)
-    max_frame = FRAME_LENGTH
+    max_frame = min_frame = FRAME_LENGTH
 
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
         state = _check(buf, at)

@@ -91,6 +91,8 @@ class HeadedAssembler(FrameAssembler):
     heads: tuple[bytes, ...]
     #: longest frame :meth:`check` can accept, in bytes
     max_frame: int
+    #: shortest frame :meth:`check` can accept: a later head nearer the end cannot start a complete one
+    min_frame: int = 1
 
     @abstractmethod
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
@@ -100,7 +102,16 @@ class HeadedAssembler(FrameAssembler):
         non-frame data, removed without counting. ``(WAIT, 0)``: more bytes are needed. Anything
         else is the reason the bytes at ``at`` are no frame, with ``end`` the end of the rejected
         frame when its framing is certain (it is dropped whole), else 0 (resync at a later head).
+        Only a WAIT may change when bytes are appended: the loop remembers rejected heads.
         """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rejected_heads: set[int] = set()  # later heads check() rejected, while the front stays
+
+    def reset(self) -> None:
+        super().reset()
+        self._rejected_heads.clear()
 
     @final
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -110,24 +121,29 @@ class HeadedAssembler(FrameAssembler):
         # No head after the front starts a complete frame: true until the next chunk, since removing
         # bytes at the front changes no later verdict.
         no_frame_later = False
-        while buf and self._seek():
+        heads = self.heads
+        while buf:
+            if not buf.startswith(heads) and not self._seek():
+                break
             state, end = self.check(buf, 0)
             if state == OK:
                 out.append(self._accept(bytes(buf[:end])))
-                del buf[:end]
+                self._cut(end)
                 continue
             if state == NOISE:
                 self._noise(bytes(buf[:end]))
-                del buf[:end]
+                self._cut(end)
+                continue
+            if state == WAIT and len(buf) < self.max_frame:
+                later = 0
+                if not no_frame_later and len(buf) > self.min_frame:
+                    later = self._resync_point(frames_only=True)
+                if not later:
+                    no_frame_later = True
+                    break
+                self._drop("incomplete frame superseded by a newer one", later)
                 continue
             if state == WAIT:
-                if len(buf) < self.max_frame:
-                    later = 0 if no_frame_later else self._resync_point(frames_only=True)
-                    if not later:
-                        no_frame_later = True
-                        break
-                    self._drop("incomplete frame superseded by a newer one", later)
-                    continue
                 state, end = f"no complete frame within {self.max_frame} bytes", 0
             self._drop(state, end or self._resync_point(frames_only=False))
         return out
@@ -141,14 +157,25 @@ class HeadedAssembler(FrameAssembler):
 
     def _drop(self, reason: str, end: int) -> None:
         self._reject(reason, bytes(self._buf[:min(end, self.max_frame)]))
-        del self._buf[:end]
+        self._cut(end)
 
-    def _find_head(self, start: int) -> int:
+    def _cut(self, end: int) -> None:
+        """Remove ``buf[:end]``; positions of remembered rejected heads move, so they are forgotten."""
+        del self._buf[:end]
+        self._rejected_heads.clear()
+
+    def _find_head(self, start: int, last: int | None = None) -> int:
+        """Where the first head at or after ``start`` (and at or before ``last``) begins, or -1."""
         buf = self._buf
-        if len(self.heads) == 1:
-            return buf.find(self.heads[0], start)
-        found = [p for h in self.heads if (p := buf.find(h, start)) >= 0]
-        return min(found) if found else -1
+        if last is not None and last < start:
+            return -1
+        best = -1
+        for h in self.heads:
+            end = None if last is None else last + len(h)
+            at = buf.find(h, start, end if best < 0 else best)
+            if at >= 0:
+                best = at
+        return best
 
     def _partial_head(self, start: int) -> int:
         """Where a tail (at or after ``start``) that may be the beginning of a head begins; the
@@ -162,20 +189,18 @@ class HeadedAssembler(FrameAssembler):
         return n
 
     def _seek(self) -> bool:
-        """Drop the junk before the first head; False when no head is buffered yet (a tail that may
-        be the beginning of one is kept)."""
+        """For a buffer that does not start with a head: drop the junk before the first head; False
+        when no head is buffered yet (a tail that may be the beginning of one is kept)."""
         buf = self._buf
-        start = self._find_head(0)
-        if start == 0:
-            return True
+        start = self._find_head(1)
         if start > 0:
             self._junk("junk before frame start", bytes(buf[:start]))
-            del buf[:start]
+            self._cut(start)
             return True
         keep = self._partial_head(0)  # no head: only a possible beginning of one stays
         if keep:
             self._junk("junk without frame start", bytes(buf[:keep]))
-            del buf[:keep]
+            self._cut(keep)
         return False
 
     def _resync_point(self, *, frames_only: bool) -> int:
@@ -187,15 +212,20 @@ class HeadedAssembler(FrameAssembler):
         :meth:`check` already, so they are dropped with the front instead of one by one.
         """
         buf = self._buf
+        rejected = self._rejected_heads
+        last = len(buf) - self.min_frame if frames_only else None
         waiting = 0
-        at = self._find_head(1)
+        at = self._find_head(1, last)
         while at > 0:
-            state = self.check(buf, at)[0]
-            if state == OK or (state == NOISE and not frames_only):
-                return at
-            if state == WAIT and not waiting:
-                waiting = at
-            at = self._find_head(at + 1)
+            if at not in rejected:
+                state = self.check(buf, at)[0]
+                if state == OK or (state == NOISE and not frames_only):
+                    return at
+                if state == WAIT:
+                    waiting = waiting or at
+                elif state != NOISE:
+                    rejected.add(at)
+            at = self._find_head(at + 1, last)
         if frames_only:
             return 0
         return waiting or self._partial_head(1)

@@ -95,7 +95,7 @@ class LegacyAssembler(HeadedAssembler):
     """Cut the stream into 13-byte replies from the BMS; resync on the next 0xA5 after a bad one."""
 
     heads = (bytes((START,)),)
-    max_frame = FRAME_LEN
+    max_frame = min_frame = FRAME_LEN
 
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
         if len(buf) >= at + 4 and (buf[at + 1] != BMS_ADDRESS or buf[at + 3] != DATA_LEN):

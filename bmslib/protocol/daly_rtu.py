@@ -92,7 +92,7 @@ class ModbusAssembler(HeadedAssembler):
     counts as a frame, and a stale partial frame is only dropped for a later frame that passes them.
     """
 
-    max_frame = MAX_FRAME
+    max_frame, min_frame = MAX_FRAME, 5  # 5: an exception reply
 
     def __init__(self, address: int) -> None:
         super().__init__()

@@ -100,7 +100,7 @@ class JbdAssembler(HeadedAssembler):
     """Assemble ``DD reg status len ... 77`` frames; resync on the next ``DD`` after junk or a bad frame."""
 
     heads = (bytes((START,)),)
-    max_frame = 255 + 7
+    max_frame, min_frame = 255 + 7, 7
 
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
         if len(buf) < at + 4:

@@ -117,7 +117,7 @@ class FfAaAssembler(HeadedAssembler):
     """
 
     heads = (HEADER,)
-    max_frame = MAX_DATA + 5
+    max_frame, min_frame = MAX_DATA + 5, 5
 
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
         if len(buf) < at + 4:

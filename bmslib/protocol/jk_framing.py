@@ -145,7 +145,7 @@ class JkAssembler(HeadedAssembler):
     """
 
     heads = (FRAME_HEADER, HOST_HEADER, AT_NOISE)
-    max_frame = FRAME_LENGTH
+    max_frame = min_frame = FRAME_LENGTH
 
     def __init__(self, types: frozenset[int] = FRAME_TYPES) -> None:
         super().__init__()

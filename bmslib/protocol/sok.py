@@ -99,7 +99,7 @@ class SokAssembler(HeadedAssembler):
     """Assemble 20-byte ``CC Fx ... crc8`` frames; resync on the next ``CC`` after junk or a bad CRC."""
 
     heads = (bytes((REPLY_HEAD,)),)
-    max_frame = FRAME_LEN
+    max_frame = min_frame = FRAME_LEN
 
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
         if len(buf) < at + 2:

@@ -192,7 +192,7 @@ class SupervoltAssembler(HeadedAssembler):
     """
 
     heads = (bytes((START,)),)
-    max_frame = MAX_FRAME
+    max_frame, min_frame = MAX_FRAME, LEN_CAPACITY
 
     def __init__(self, *, accept_plausible: bool = False) -> None:
         super().__init__()
