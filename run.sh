@@ -1,15 +1,15 @@
 #!/bin/sh
-# Starts batmon with the add-on's options (/data/options.json) and state directory (/data).
+# Starts batmon with the app's options (/data/options.json) and state directory (/data).
 #
 #   run.sh [ARGS...]        ARGS go to main.py after --config/--state-dir, e.g. `run.sh -v` or `run.sh --demo`
 #   run.sh scan|decode ...  main.py's other commands, as they are
 #
 # When the options name no MQTT broker (mqtt_broker empty) and the environment has none (MQTT_HOST), the
-# broker and its credentials come from the Supervisor's MQTT service (GET /services/mqtt with the add-on's
+# broker and its credentials come from the Supervisor's MQTT service (GET /services/mqtt with the app's
 # SUPERVISOR_TOKEN) and are handed to main.py as MQTT_HOST, MQTT_PORT, MQTT_USER and MQTT_PASSWORD.
 # Secrets are never printed.
 #
-# Works inside the add-on image and outside it: only sh and the Python that runs batmon are needed.
+# Works inside the app image and outside it: only sh and the Python that runs batmon are needed.
 # Overrides (for other layouts and for tests): BATMON_OPTIONS, BATMON_STATE_DIR, BATMON_PYTHON,
 # BATMON_APP_DIR, SUPERVISOR_API (default http://supervisor).
 set -eu
@@ -68,14 +68,14 @@ except urllib.error.HTTPError as exc:
     except (ValueError, AttributeError):
         message = exc.reason
     say(f"the Supervisor has no MQTT service for batmon (HTTP {exc.code}: {message}); install and start the "
-        "Mosquitto broker add-on, or set mqtt_broker")
+        "Mosquitto broker app, or set mqtt_broker")
     sys.exit(0)
 except (OSError, ValueError) as exc:
     say(f"cannot ask the Supervisor for the MQTT service: {exc}")
     sys.exit(0)
 data = doc.get("data") if isinstance(doc, dict) and doc.get("result") == "ok" else None
 if not isinstance(data, dict) or not data.get("host"):
-    say("the Supervisor's answer names no MQTT broker; install and start the Mosquitto broker add-on, "
+    say("the Supervisor's answer names no MQTT broker; install and start the Mosquitto broker app, "
         "or set mqtt_broker")
     sys.exit(0)
 names = {"MQTT_HOST": "host", "MQTT_PORT": "port", "MQTT_USER": "username", "MQTT_PASSWORD": "password"}

@@ -1,7 +1,8 @@
 # Shared set-up for the scripts in this directory (sourced, not run).
 # ensure_venv [dev]: create .venv with python3 >= 3.11 and install the pinned requirements
 #                    (requirements-dev.txt with "dev"); reinstalls only when a requirements file changed.
-# ensure_apt PKG CMD: install the Debian package PKG when the command CMD is missing.
+# ensure_apt PKG CMD: install the Debian package PKG when the command CMD is missing (looked up in PATH and in
+#                    /usr/sbin, /usr/bin and /sbin, where root's tools live outside a user's PATH).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${BATMON_VENV:-$ROOT/.venv}"
@@ -31,7 +32,8 @@ ensure_venv() {
 
 ensure_apt() {
     local pkg="$1" cmd="$2"
-    if [ -n "$cmd" ] && { command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ]; }; then
+    if [ -n "$cmd" ] && { command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] \
+                          || [ -x "/sbin/$cmd" ]; }; then
         return 0
     fi
     if [ -z "$cmd" ] && dpkg -s "$pkg" >/dev/null 2>&1; then

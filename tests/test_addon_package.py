@@ -1,7 +1,9 @@
-"""The Home Assistant add-on package: config.yaml against the loader's option tables (both ways), the
-Supervisor's schema syntax, build.yaml, the Dockerfile (what it copies, a linter), run.sh (arguments,
-the Supervisor MQTT service lookup against a local server playing the Supervisor API, secrets), the
-AppArmor profile, translations and images."""
+"""The Home Assistant app (formerly add-on) package: config.yaml against the loader's option tables (both
+ways, and no value the schema admits that the loader refuses), the Supervisor's schema syntax, the
+Dockerfile as the whole build description (base image, labels, what it copies, a linter; no build.yaml
+since Supervisor 2026.04.0), run.sh (arguments, the Supervisor MQTT service lookup against a local server
+playing the Supervisor API, secrets), the AppArmor profile (parsed by apparmor_parser), translations and
+images."""
 
 from __future__ import annotations
 
@@ -36,7 +38,9 @@ from tests.mqtt_broker import Broker, Watcher
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-ARCHES = {"aarch64", "amd64", "armhf", "armv7", "i386"}
+#: The architectures Home Assistant still supports (the 32-bit ones were dropped), as config.yaml names them,
+#: with the musllinux platform tag of each (tests/test_wheels.py).
+ARCHES = {"aarch64": "aarch64", "amd64": "x86_64"}
 
 
 def load_yaml(name: str) -> Any:
@@ -179,7 +183,8 @@ def test_manifest_basics_and_least_privilege(manifest: dict[str, Any]) -> None:
     assert manifest["version"] == bmslib.__version__
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'version = "{bmslib.__version__}"' in pyproject
-    assert manifest["arch"] and set(manifest["arch"]) <= ARCHES
+    assert manifest["arch"] and set(manifest["arch"]) <= set(ARCHES)
+    assert sorted(manifest["arch"]) == sorted(ARCHES), "aarch64 and amd64: the two Home Assistant supports"
     assert manifest["host_dbus"] is True
     assert "mqtt:need" in manifest["services"]
     # nothing beyond D-Bus: the add-on we replace gave everyone host networking and NET_ADMIN/NET_RAW
@@ -233,7 +238,14 @@ def test_every_schema_type_agrees_with_its_option(manifest: dict[str, Any]) -> N
             assert (t.lo, t.hi) == (opt.minimum, opt.maximum), where
         elif opt.kind == "float":
             assert t.base == "float", where
-            assert t.lo == opt.minimum, where  # the Supervisor has no exclusive bounds: the loader checks > 0
+            if opt.exclusive_minimum:
+                # the Supervisor's bounds are inclusive: the schema's lowest value must lie above the
+                # loader's exclusive minimum, and admit the loader's default and example
+                assert opt.minimum is not None and t.lo is not None and t.lo > opt.minimum, where
+                for sensible in (opt.default, opt.example):
+                    assert not isinstance(sensible, int | float) or t.lo <= sensible, where
+            else:
+                assert t.lo == opt.minimum, where
             assert t.hi == opt.maximum, where
         else:
             assert opt.kind == "str", where
@@ -347,11 +359,16 @@ def test_the_supervisor_refuses_what_the_loader_refuses(manifest: dict[str, Any]
             supervisor_validate(schema, {k: v for k, v in base.items() if k != key})
 
 
-def test_build_yaml_covers_every_arch(manifest: dict[str, Any]) -> None:
-    build = load_yaml("build.yaml")
-    assert set(build["build_from"]) == set(manifest["arch"])
-    for arch, image in build["build_from"].items():
-        assert re.fullmatch(rf"ghcr\.io/home-assistant/{arch}-base-python:3\.1[1-9]-alpine3\.\d+", image), image
+def test_no_build_yaml_the_dockerfile_names_its_base_image(manifest: dict[str, Any]) -> None:
+    """build.yaml is deprecated since Supervisor 2026.04.0 (it warns, and will stop reading it): the base
+    image is the Dockerfile's BUILD_FROM default, Home Assistant's multi-arch base-python name, so one name
+    serves every architecture of config.yaml."""
+    assert not [p.name for p in ROOT.glob("build.*")], "build.yaml is deprecated: base image, labels and args " \
+        "belong in the Dockerfile"
+    python, alpine = base_image_versions()
+    assert python == IMAGE_PYTHON, "the wheel test and the Home Assistant end-to-end test use this Python"
+    assert (3, 22) <= alpine <= (3, 24), "Home Assistant builds base-python for Alpine 3.22 to 3.24"
+    assert set(manifest["arch"]) <= set(ARCHES)
 
 
 def test_repository_yaml_makes_it_installable() -> None:
@@ -445,6 +462,33 @@ def dockerfile() -> list[Instruction]:
     return out
 
 
+#: The Python of the image (Home Assistant's base-python tag), for the wheel test and the end-to-end test.
+IMAGE_PYTHON = (3, 13)
+_BASE = re.compile(r"BUILD_FROM=ghcr\.io/home-assistant/base-python:(\d+)\.(\d+)-alpine(\d+)\.(\d+)")
+
+
+def base_image_versions() -> tuple[tuple[int, int], tuple[int, int]]:
+    """(Python, Alpine) version of the Dockerfile's default base image, which must be Home Assistant's
+    multi-arch base-python image (no architecture prefix: one name for aarch64 and amd64)."""
+    arg = dockerfile()[0]
+    assert arg.keyword == "ARG", arg
+    m = _BASE.fullmatch(arg.args)
+    assert m is not None, f"not Home Assistant's multi-arch base-python image: {arg.args}"
+    py_major, py_minor, alpine_major, alpine_minor = (int(g) for g in m.groups())
+    return (py_major, py_minor), (alpine_major, alpine_minor)
+
+
+def labels() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for ins in dockerfile():
+        if ins.keyword == "LABEL":
+            for item in shlex.split(ins.args):
+                key, sep, value = item.partition("=")
+                assert sep, item
+                out[key] = value
+    return out
+
+
 def copy_sources() -> list[str]:
     sources: list[str] = []
     for ins in dockerfile():
@@ -478,6 +522,7 @@ def test_dockerfile_structure() -> None:
     assert keywords.count("FROM") == 1
     runs = " ".join(i.args for i in ins if i.keyword == "RUN")
     assert "-r /app/requirements.txt" in runs and "--no-cache-dir" in runs
+    assert "--only-binary=:all:" in runs, "the image has no compiler: wheels only (tests/test_wheels.py)"
     assert "|| true" not in runs, "a failing build step must fail the build"
     assert "git+" not in runs and "http" not in runs, "no downloads beyond the pinned requirements"
     entry = next(i for i in ins if i.keyword == "ENTRYPOINT")
@@ -486,6 +531,20 @@ def test_dockerfile_structure() -> None:
         line = raw.split("#")[0].strip()
         if line:
             assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.]*", line), f"not pinned: {line}"
+
+
+def test_dockerfile_labels_are_the_ones_the_supervisor_reads(manifest: dict[str, Any]) -> None:
+    """Without the retired builder nothing adds the io.hass labels for a build outside the Supervisor: the
+    Dockerfile carries them (the Supervisor's own local build overrides version and arch with its values)."""
+    lab = labels()
+    assert lab["io.hass.type"] == "app"
+    assert lab["io.hass.name"] == manifest["name"]
+    assert lab["io.hass.description"]
+    assert lab["io.hass.version"] == "${BUILD_VERSION}"
+    assert lab["io.hass.arch"] == "|".join(sorted(manifest["arch"]))
+    assert lab["org.opencontainers.image.title"] == manifest["name"]
+    args = {i.args.partition("=")[0]: i.args.partition("=")[2] for i in dockerfile() if i.keyword == "ARG"}
+    assert args["BUILD_VERSION"] == manifest["version"], "the default version is config.yaml's"
 
 
 def test_the_image_contents_are_enough_to_run(tmp_path: Path) -> None:
@@ -550,14 +609,34 @@ def test_apparmor_profile_is_least_privilege() -> None:
         writable
 
 
-def test_apparmor_profile_parses() -> None:
+def apparmor_parser() -> str:
+    """Debian's apparmor_parser (package apparmor, installed by scripts/test). In CI (``CI`` set) a missing
+    parser fails the test; elsewhere it is skipped, the structure being checked above."""
     parser = shutil.which("apparmor_parser") or next(
         (p for p in ("/usr/sbin/apparmor_parser", "/sbin/apparmor_parser") if os.access(p, os.X_OK)), None)
     if parser is None:
-        pytest.skip("apparmor_parser is not installed (apt-get install apparmor); the structure is checked above")
-    result = subprocess.run(check=False, args=[parser, "--skip-kernel-load", "--skip-cache", "--preprocess", str(ROOT / "apparmor.txt")],
-                            capture_output=True, text=True, timeout=60)
+        message = "apparmor_parser is not installed (apt-get install apparmor; scripts/test installs it)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return parser
+
+
+def parse_profile(parser: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    """Compile the profile as the host would, without loading it (no kernel support needed)."""
+    return subprocess.run(check=False, args=[parser, "--skip-kernel-load", "--skip-cache", str(profile)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_apparmor_profile_parses(tmp_path: Path) -> None:
+    parser = apparmor_parser()
+    result = parse_profile(parser, ROOT / "apparmor.txt")
     assert result.returncode == 0, result.stderr
+    # the parser does refuse a broken profile here (so the pass above means something)
+    broken = tmp_path / "broken.txt"
+    broken.write_text((ROOT / "apparmor.txt").read_text().replace("/app/run.sh rix,", "/app/run.sh x,"))
+    result = parse_profile(parser, broken)
+    assert result.returncode != 0 and "parser error" in result.stderr.lower(), result.stderr
 
 
 # --------------------------------------------------------------------------------------------------
@@ -774,10 +853,77 @@ def test_supervisor_broker_reaches_home_assistant_discovery(tmp_path: Path, supe
     assert supervisor.requests == [("/services/mqtt", f"Bearer {supervisor.token}")]
 
 
-def test_float_bounds_are_inclusive_so_the_loader_refuses_zero_periods() -> None:
-    """float(0,) admits 0, which the loader refuses for periods (> 0): the loader's message is the one shown."""
+def test_float_bounds_are_inclusive_so_the_schema_refuses_zero_periods(manifest: dict[str, Any]) -> None:
+    """float(0,) admits 0, which the loader refuses for periods (> 0): the Supervisor would save it and the
+    app would stop at start (exit 2). The periods' schema refuses 0 itself."""
     t = parse_type("float(0,)")
     assert t.lo == 0.0 and t.hi is None and not math.isnan(t.lo)
     with pytest.raises(ConfigError) as info:
         parse({"sample_period": 0.0})
     assert "sample_period" in str(info.value.problems)
+    for key in ("sample_period", "publish_period"):
+        for zero in (0, 0.0, "0"):
+            with pytest.raises(Invalid):
+                supervisor_validate(manifest["schema"], {**manifest["options"], key: zero})
+
+
+#: Options whose rule the Supervisor's schema language cannot state, with the reason. The loader refuses
+#: such a value with one line naming the option (checked below), so the app stops with a clear message.
+SCHEMA_CANNOT_SAY = {
+    "current_calibration": "must not be 0 but may be negative (-1 flips the sign): a float range cannot exclude "
+                           "one point",
+}
+
+
+def _probes(opt: Option) -> list[Any]:
+    """Values at and around every bound of an option, its default and example, and the usual suspects."""
+    if opt.kind == "bool":
+        return [True, False, "true", "off", "yes", 1, 0]
+    points: set[float] = {0, -1, 1, 0.5, -0.5, 1e9, -1e9}
+    for bound in (opt.minimum, opt.maximum):
+        if bound is not None:
+            points |= {bound + d for d in (0, -1, 1, -0.5, 0.5, -0.01, 0.01, -0.001, 0.001)}
+    for value in (opt.default, opt.example):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            points.add(value)
+    return sorted(points)
+
+
+def loader_problems(options: Mapping[str, Any]) -> list[str]:
+    """The loader's problem lines for ``options`` (none: it accepts them)."""
+    try:
+        parse(options)
+    except ConfigError as err:
+        return [str(p) for p in err.problems]
+    return []
+
+
+def test_the_schema_admits_nothing_the_loader_refuses(manifest: dict[str, Any]) -> None:
+    """Every option the schema can bound (numbers, booleans): each probe the Supervisor accepts and stores,
+    the loader accepts too; otherwise a user saves a configuration in the UI and the app stops at start."""
+    schema = manifest["schema"]
+    checked = []
+    for opt, typ, _ in _option_pairs(manifest):
+        if opt.kind not in ("int", "float", "bool"):
+            continue
+        device = opt in DEVICE_OPTIONS
+        for value in _probes(opt):
+            if device:
+                options = {**manifest["options"], "devices": [{"address": "sim:x", "type": "jbd", opt.name: value}]}
+            else:
+                options = {**manifest["options"], opt.name: value}
+            try:
+                stored = supervisor_validate(schema, options)
+            except Invalid:
+                continue
+            refused = loader_problems(json.loads(json.dumps(stored)))
+            if refused and opt.name in SCHEMA_CANNOT_SAY:
+                assert len(refused) == 1 and opt.name in refused[0], refused
+            elif refused:
+                pytest.fail(f"{opt.name}: the schema {typ!r} admits {value!r} (stored as "
+                            f"{stored['devices'][0][opt.name] if device else stored[opt.name]!r}), "
+                            f"the loader refuses it: {' | '.join(refused)}")
+        checked.append(opt.name)
+    assert {"sample_period", "publish_period", "expire_values_after", "mqtt_port", "influxdb_port",
+            "soc_calibration_days", "current_calibration", "keep_alive", "watchdog"} <= set(checked)
+    assert set(SCHEMA_CANNOT_SAY) <= set(checked)

@@ -1,7 +1,7 @@
-"""End to end: the daemon (``--demo``) publishes to mosquitto, a real Home Assistant 2024.3.3 consumes the
-discovery; checked through Home Assistant's REST API, and its websocket API for the Energy dashboard's own
-validation of the meters. Run with scripts/test-ha (installs Home Assistant
-into .havenv the first time)."""
+"""End to end: the daemon (``--demo``) publishes to mosquitto, a real Home Assistant 2025.4.4 on Python 3.13
+(the app image's Python) consumes the discovery; checked through Home Assistant's REST API, and its
+websocket API for the Energy dashboard's own validation of the meters. Run with scripts/test-ha (installs
+Home Assistant into .havenv the first time)."""
 
 from __future__ import annotations
 
@@ -141,9 +141,22 @@ def check_energy_dashboard(ha: HomeAssistant, watcher: Watcher) -> None:
         assert not meters & set(problems), problems
 
 
+def pinned_home_assistant() -> str:
+    """The Home Assistant release tests/ha/requirements.txt pins."""
+    for line in (Path(__file__).parent / "requirements.txt").read_text().splitlines():
+        if line.startswith("homeassistant=="):
+            return line.split("==", 1)[1].strip()
+    raise AssertionError("tests/ha/requirements.txt pins no homeassistant")
+
+
 def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon: subprocess.Popen[bytes],
                                         hass: HomeAssistant, tmp_path: Path) -> None:
     ha = hass
+    # --- the Home Assistant under test is the pinned release, on the app image's Python (3.13) ---
+    assert ha.request("GET", "/api/config")["version"] == pinned_home_assistant() == "2025.4.4"
+    python = subprocess.run([str(HAVENV / "bin" / "python"), "-c", "import sys; print(*sys.version_info[:2])"],
+                            capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert python == ["3", "13"], python
     # --- the expected entities exist, with units, device classes and values ---
     expected = {
         "demo_jbd Voltage": ("V", "voltage", "measurement"),
@@ -233,3 +246,36 @@ def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon
     log = (ha.dir / "ha.log").read_text(errors="replace")
     mqtt_errors = [line for line in log.splitlines() if ("ERROR" in line or "WARNING" in line) and "mqtt" in line]
     assert not mqtt_errors, "\n".join(mqtt_errors[:20])
+
+
+#: Run in .havenv: the keys Home Assistant's own MQTT discovery schemas accept, as JSON.
+_SCHEMA_KEYS = """
+import json
+import voluptuous as vol
+from homeassistant.components.mqtt import binary_sensor, schemas, sensor, switch
+
+def keys(s):
+    if isinstance(s, vol.All):
+        return set().union(*(keys(v) for v in s.validators))
+    return {str(k) for k in s.schema} if isinstance(s, vol.Schema) else set()
+
+print(json.dumps({"sensor": sorted(keys(sensor.DISCOVERY_SCHEMA)),
+                  "binary_sensor": sorted(keys(binary_sensor.DISCOVERY_SCHEMA)),
+                  "switch": sorted(keys(switch.DISCOVERY_SCHEMA)),
+                  "device": sorted(keys(schemas.MQTT_ENTITY_DEVICE_INFO_SCHEMA)),
+                  "origin": sorted(keys(schemas.MQTT_ORIGIN_INFO_SCHEMA))}))
+"""
+
+
+def test_the_discovery_key_tables_are_home_assistants() -> None:
+    """tests/test_discovery_keys.py's tables of accepted keys are what this Home Assistant's schemas accept."""
+    from tests.test_discovery_keys import ACCEPTED, ACCEPTED_DEVICE, ACCEPTED_ORIGIN  # noqa: PLC0415
+
+    if not (HAVENV / "bin" / "python").exists():
+        pytest.fail(f"no Home Assistant in {HAVENV}: run scripts/test-ha")
+    out = subprocess.run([str(HAVENV / "bin" / "python"), "-c", _SCHEMA_KEYS], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    real = {k: set(v) for k, v in json.loads(out).items()}
+    for component, accepted in ACCEPTED.items():
+        assert set(accepted) == real[component], (component, set(accepted) ^ real[component])
+    assert set(ACCEPTED_DEVICE) == real["device"] and set(ACCEPTED_ORIGIN) == real["origin"]
