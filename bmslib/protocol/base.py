@@ -171,8 +171,8 @@ class HeadedAssembler(FrameAssembler):
             return -1
         best = -1
         for h in self.heads:
-            end = None if last is None else last + len(h)
-            at = buf.find(h, start, end if best < 0 else best)
+            before = best if best >= 0 else None if last is None else last + 1  # where a head must start before
+            at = buf.find(h, start, None if before is None else before + len(h) - 1)
             if at >= 0:
                 best = at
         return best
