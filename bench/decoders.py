@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._measure import machine  # noqa: E402
+from bmslib.bms.victron.protocol import advertisement as victron_adv  # noqa: E402
 from bmslib.errors import FrameError  # noqa: E402
-from bmslib.protocol import victron_adv  # noqa: E402
 from bmslib.protocol.base import Codec  # noqa: E402
 from bmslib.registry import device_types  # noqa: E402
 from tests.helpers import VECTORS, chunks_of, load_vectors  # noqa: E402

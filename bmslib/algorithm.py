@@ -7,10 +7,11 @@
     default; 0 = never) it charges to full once so the BMS can re-calibrate its SoC: done when SoC >=
     99.5 % or the BMS reports the battery full (a "battery full" state or an over-voltage protection).
 
-The logic (:class:`SocController`) is pure; :class:`AlgorithmRunner` feeds it samples, sends its switch
-commands through the app (run between two reads and read back), logs and publishes each action with
-its reason, and keeps the state (charging or not, last calibration) in ``bat_state_<alias>.json``, the
-file format of the add-on we replace, written atomically.
+The logic (:class:`SocController`) is pure; :class:`AlgorithmRunner` feeds it samples, puts its switch
+commands on the App's command queue (the App runs them between two reads and reads them back), sends a
+command again every 30 s while the device does not show it carried out, logs and publishes each action
+with its reason, and keeps the state (charging or not, last calibration) in ``bat_state_<alias>.json``,
+the file format of the add-on we replace, written atomically.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from bmslib.commands import CommandQueue, SwitchCommand
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
 from bmslib.state_store import StateFile
@@ -33,11 +35,10 @@ KNOWN: Final = ("soc",)
 HYSTERESIS: Final = 0.2  # [%] CHARGE_START is at most CHARGE_STOP minus this
 CALIBRATED_SOC: Final = 99.5  # [%] a calibration charge is done at or above this SoC
 DEFAULT_CALIBRATION_DAYS: Final = 14.0
-RETRY_AFTER: Final = 30.0  # [s] a refused switch command is asked again after this long
+RETRY_AFTER: Final = 30.0  # [s] a switch command the device does not show carried out is sent again after this
 #: Alarm names (or ANT charge FET states) that mean the charger cannot put more in: the battery is full.
 FULL_ALARMS: Final = frozenset({"battery_full", "cell_overvoltage", "pack_overvoltage"})
 
-SwitchRequest = Callable[[str, str, bool], bool]
 Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
@@ -234,16 +235,16 @@ def _state_from(data: Mapping[str, Any] | None, now: float) -> tuple[SocState, s
 class AlgorithmRunner:
     """The ``soc`` algorithm of one device or group, wired to the app."""
 
-    def __init__(self, alias: str, spec: SocSpec, *, state_dir: Path | None, request_switch: SwitchRequest, log: Log,
+    def __init__(self, alias: str, spec: SocSpec, *, state_dir: Path | None, commands: CommandQueue, log: Log,
                  calibration_days: float = DEFAULT_CALIBRATION_DAYS, clock: Callable[[], float] = time.time,
                  mono: Callable[[], float] = time.monotonic) -> None:
         self.alias = alias
         self.spec = spec
-        self.request_switch = request_switch
+        self.commands = commands
         self.log = log
         self.clock = clock
         self.mono = mono
-        self._refused_at: float | None = None
+        self._sent_at: float | None = None  # [monotonic s] when the pending decision was last sent
         self.file = StateFile(state_dir / state_file_name(alias), log=log) if state_dir is not None else None
         self.calibration_interval = calibration_days * 86400.0
         self.controller: SocController | None = None
@@ -271,7 +272,7 @@ class AlgorithmRunner:
         if decision is not None:
             self.log.info("algorithm: %s", decision.reason)
             self.pending = decision
-            self._refused_at = None
+            self._sent_at = None
         elif ctl.status != status.algorithm_status and status.algorithm_status is not None:
             self.log.info("algorithm: %s", ctl.status)
         status.algorithm_status = ctl.status
@@ -287,13 +288,13 @@ class AlgorithmRunner:
             return
         if not status.available:
             return  # the first sample of a (re)connect: send with the next one
-        if self._refused_at is not None and self.mono() - self._refused_at < RETRY_AFTER:
-            return
-        if self.request_switch(self.alias, "charge", pending.on):
-            self.pending = None
-            self._refused_at = None
+        if self._sent_at is not None and self.mono() - self._sent_at < RETRY_AFTER:
+            return  # sent; the App may have refused it (and logged why), or the device not switched yet
+        self.commands.put_nowait(SwitchCommand(self.alias, "charge", pending.on, "algorithm"))
+        if charge_on is None:
+            self.pending = None  # the device does not report the switch: there is no read-back to wait for
         else:
-            self._refused_at = self.mono()  # refused (logged by the app): ask again later
+            self._sent_at = self.mono()
 
     async def _persist(self) -> None:
         ctl = self.controller

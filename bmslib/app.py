@@ -11,18 +11,22 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from bmslib.algorithm import DEFAULT_CALIBRATION_DAYS, AlgorithmRunner, parse_algorithm
 from bmslib.ble.backend import SYSTEM, BleBackend
-from bmslib.config import AppConfig, DeviceConfig
+from bmslib.commands import CommandQueue, SwitchCommand
+from bmslib.config.settings import GROUP_MODES, AppConfig, DeviceConfig
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
-from bmslib.groups import FIRST_SAMPLE_WAIT, GroupDriver, age_limit, group_device_type, member_switches
+from bmslib.family import DeviceType
+from bmslib.groups.combine import member_switches
+from bmslib.groups.driver import FIRST_SAMPLE_WAIT, GroupDriver, age_limit
 from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
 from bmslib.publishing import Averager, PublishSchedule
-from bmslib.registry import DeviceType, device_types
-from bmslib.sampler import DeviceSampler, SamplerPolicy
+from bmslib.registry import device_types
+from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
 from bmslib.sim.battery import BatteryModel, sine_load
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.radio import SimRadio, sim_address
@@ -39,6 +43,8 @@ AVAILABILITY_CHECK = 1.0  # [s]
 METER_PUBLISH_PERIOD = 30.0
 STATE_SAVE_PERIOD = 30.0  # [s] meter states are saved this often (and at shutdown)
 EXIT_OK, EXIT_WATCHDOG = 0, 1
+
+_Item = TypeVar("_Item")
 
 
 def device_logger(alias: str, debug: bool) -> logging.LoggerAdapter[logging.Logger]:
@@ -95,6 +101,8 @@ class App:
         self.read_lock = None if config.concurrent_sampling else asyncio.Lock()
         self.sample_hooks: list[SampleHook] = []
         self.devices: dict[str, DeviceRuntime] = {}
+        self.commands: CommandQueue = asyncio.Queue()  # switch commands from groups and algorithms
+        self.unavailable: UnavailableQueue = asyncio.Queue()  # devices whose read said "unavailable now"
         self.sinks: list[Sink] = list(sinks) if sinks is not None else self._default_sinks()
         self._tasks: list[asyncio.Task[None]] = []
         self._sink_errors: dict[str, float] = {}
@@ -169,29 +177,30 @@ class App:
     def _add_group(self, cfg: DeviceConfig) -> None:
         """A group: a device without radio whose reads combine its members' latest samples."""
         members = [self.devices[alias] for alias in cfg.members]
-        dtype = group_device_type(cfg.type, member_switches(m.status.switches for m in members))
+        dtype = DeviceType(cfg.type, f"{GROUP_MODES[cfg.type]} group of configured devices", GroupDriver,
+                           member_switches(m.status.switches for m in members), in_demo=False, radio=False)
         log = device_logger(cfg.alias, cfg.debug or self.config.verbose_log)
         driver = GroupDriver(cfg, address=cfg.address, backend=self.backend, log=log,
                              members=[m.status for m in members],
                              max_age=age_limit(self.config.expire_values_after, self.config.sample_period),
-                             request_switch=self.request_switch,
-                             on_stale=lambda why: self._group_stale(cfg.alias, why))
+                             commands=self.commands)
         status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,
                               device_info=driver.device_info, is_group=True)
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=True,
                                current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10)
         sampler = DeviceSampler(driver, status, policy, on_sample=self._on_sample, log=log,
-                                connect_lock=self.connect_lock, read_lock=None)
+                                connect_lock=self.connect_lock, read_lock=None, unavailable=self.unavailable)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler,
                                                 schedule=PublishSchedule(self.config.publish_period))
 
-    def _group_stale(self, alias: str, why: str) -> None:
-        """A group member is too old: the group is unavailable now, not after expire_values_after."""
-        rt = self.devices[alias]
-        if rt.status.available:
-            rt.status.available = False
-            rt.sampler.log.warning("unavailable: %s", why)
-            self._to_sinks("on_availability", rt.status, False)
+    def _report_unavailable(self, item: tuple[DeviceStatus, str]) -> None:
+        """A read said the device has nothing current (a group with a stale member, ``why``): it is unavailable
+        now, not after expire_values_after."""
+        status, why = item
+        if status.available:
+            status.available = False
+            self.devices[status.alias].sampler.log.warning("unavailable: %s", why)
+            self._to_sinks("on_availability", status, False)
 
     def _add_algorithm(self, rt: DeviceRuntime) -> None:
         cfg = rt.config
@@ -199,7 +208,7 @@ class App:
         days = cfg.soc_calibration_days if cfg.soc_calibration_days is not None else DEFAULT_CALIBRATION_DAYS
         self.algorithms[cfg.alias] = AlgorithmRunner(
             cfg.alias, parse_algorithm(cfg.algorithm), state_dir=self.state_dir if self._persist else None,
-            request_switch=self.request_switch, log=rt.sampler.log, calibration_days=days)
+            commands=self.commands, log=rt.sampler.log, calibration_days=days)
 
     # --- meters, algorithms, state ---
     async def _meter_hook(self, status: DeviceStatus, sample: Sample) -> None:
@@ -289,6 +298,27 @@ class App:
             return True
         return False
 
+    def _run_command(self, command: SwitchCommand) -> None:
+        """One switch command from the queue (a group's or an algorithm's); a refusal is logged by request_switch."""
+        self.request_switch(command.alias, command.switch, command.on)
+
+    async def _drain(self, queue: asyncio.Queue[_Item], handle: Callable[[_Item], None]) -> None:
+        """Hand every item put on ``queue`` to ``handle``, until the App stops."""
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            while not self.stop_event.is_set():
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait((get, stop), return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    break
+                try:
+                    handle(get.result())
+                except Exception:  # noqa: BLE001  (one bad item must not stop the queue; logged with traceback)
+                    _LOG.exception("%s failed", getattr(handle, "__qualname__", handle))
+        finally:
+            stop.cancel()
+
     # --- background checks ---
     async def _availability_loop(self) -> None:
         expire = self.config.expire_values_after
@@ -351,6 +381,9 @@ class App:
         for rt in self.devices.values():
             self._tasks.append(loop.create_task(rt.sampler.run(self.stop_event), name=f"sample-{rt.status.alias}"))
         self._tasks.append(loop.create_task(self._availability_loop(), name="availability"))
+        self._tasks.append(loop.create_task(self._drain(self.commands, self._run_command), name="commands"))
+        unavailable = self._drain(self.unavailable, self._report_unavailable)
+        self._tasks.append(loop.create_task(unavailable, name="unavailable"))
         self._tasks.append(loop.create_task(self._state_loop(), name="state"))
         if not self.devices:
             _LOG.warning("no devices configured: nothing to sample (add entries to the devices option)")

@@ -18,7 +18,8 @@ from bmslib import __version__
 from bmslib.algorithm import validate_algorithm
 from bmslib.config import DEFAULT_SEARCH, AppConfig, load_config, parse_config, read_options_file
 from bmslib.errors import BluetoothUnavailableError, ConfigError
-from bmslib.registry import DeviceType, device_types, type_infos
+from bmslib.family import DeviceType
+from bmslib.registry import device_types, type_infos
 
 if TYPE_CHECKING:
     from bmslib.sim.faults import FaultPlan
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- decode -----------------------------------------------------------------------------------------
 
 def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = None) -> int:
-    from bmslib.decode import decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
+    from bmslib.cli_decode import decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
 
     types = device_types()
     if type_name not in types:

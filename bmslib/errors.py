@@ -62,6 +62,11 @@ class UnsupportedError(BmsError):
     """The device or its protocol variant cannot do what was asked (e.g. a switch it lacks)."""
 
 
+class UnavailableError(BmsError):
+    """The device has nothing current to report (a group whose member stopped sampling): the sampler hands
+    it to the App, which reports the device unavailable at once rather than after ``expire_values_after``."""
+
+
 class ConfigError(BmsError):
     """Invalid configuration. ``problems`` holds one line per problem, each naming the option path.
 

@@ -29,7 +29,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from bmslib.config import MqttConfig
+from bmslib.config.settings import MqttConfig
 
 _LOG = logging.getLogger("batmon.mqtt")
 

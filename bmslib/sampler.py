@@ -24,10 +24,12 @@ from bleak.exc import BleakError
 
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
-from bmslib.errors import BluetoothUnavailableError, BmsAuthError, BmsError, DeviceNotFoundError
+from bmslib.errors import BluetoothUnavailableError, BmsAuthError, BmsError, DeviceNotFoundError, UnavailableError
 from bmslib.model import Sample
 
 SampleCallback = Callable[[DeviceStatus, Sample], Awaitable[None]]
+#: where a read that failed with UnavailableError goes: (the device, why), for the App to report it unavailable
+UnavailableQueue = asyncio.Queue[tuple[DeviceStatus, str]]
 
 BACKOFF_START = 5.0  # [s] first wait after "not found"
 BACKOFF_CAP = 300.0  # [s] longest wait
@@ -52,7 +54,7 @@ class DeviceSampler:
     def __init__(self, driver: Driver, status: DeviceStatus, policy: SamplerPolicy, *,
                  on_sample: SampleCallback, log: logging.LoggerAdapter[logging.Logger],
                  connect_lock: asyncio.Lock, read_lock: asyncio.Lock | None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 unavailable: UnavailableQueue | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.driver = driver
         self.status = status
         self.policy = policy
@@ -60,6 +62,7 @@ class DeviceSampler:
         self.log = log
         self.connect_lock = connect_lock
         self.read_lock = read_lock
+        self.unavailable = unavailable
         self.clock = clock
         self.commands: deque[tuple[str, bool]] = deque()
         self.wakeup = asyncio.Event()
@@ -197,6 +200,8 @@ class DeviceSampler:
             if msg != self._last_error_logged:
                 self.log.warning("read failed: %s", msg)
                 self._last_error_logged = msg
+            if isinstance(exc, UnavailableError) and self.unavailable is not None:
+                self.unavailable.put_nowait((self.status, msg))
             if self.status.consecutive_errors >= ERRORS_BEFORE_RECONNECT and self.driver.is_connected:
                 self.log.info("%d reads failed in a row; reconnecting", self.status.consecutive_errors)
                 await self.driver.disconnect()

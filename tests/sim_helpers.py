@@ -15,10 +15,11 @@ from typing import Any
 
 from bmslib.app import App
 from bmslib.ble.backend import BleBackend
+from bmslib.bms.jbd.driver import JbdDriver
 from bmslib.config import DeviceConfig
 from bmslib.drivers.base import Driver
-from bmslib.drivers.jbd import JbdDriver
-from bmslib.registry import DeviceType, device_types
+from bmslib.family import DeviceType
+from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator, Faults
 from bmslib.sim.radio import SimRadio, sim_address

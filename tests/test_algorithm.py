@@ -25,12 +25,13 @@ from bmslib.algorithm import (
     validate_algorithm,
 )
 from bmslib.app import App
+from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.cli import DEMO_BANK
+from bmslib.commands import CommandQueue
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
 from bmslib.registry import type_infos
-from bmslib.sim.jbd import JbdEmulator
 from tests.sim_helpers import app_running, fast_types
 from tests.test_app import RecordingSink
 
@@ -202,13 +203,19 @@ def test_reports_full(fields: dict[str, Any], full: bool) -> None:
 # --- the runner: requests, diagnostics, state -----------------------------------------------------------------
 
 class Requests:
-    def __init__(self, accept: bool = True) -> None:
-        self.accept = accept
-        self.calls: list[tuple[str, str, bool]] = []
+    """The App's command queue as the runner sees it; ``calls`` lists every command put on it so far."""
 
-    def __call__(self, alias: str, name: str, on: bool) -> bool:
-        self.calls.append((alias, name, on))
-        return self.accept
+    def __init__(self) -> None:
+        self.queue: CommandQueue = asyncio.Queue()
+        self._calls: list[tuple[str, str, bool]] = []
+
+    @property
+    def calls(self) -> list[tuple[str, str, bool]]:
+        while not self.queue.empty():
+            command = self.queue.get_nowait()
+            assert command.origin == "algorithm"
+            self._calls.append((command.alias, command.switch, command.on))
+        return self._calls
 
 
 def soc_sample(soc: float, charge: bool | None = True) -> Sample:
@@ -216,7 +223,7 @@ def soc_sample(soc: float, charge: bool | None = True) -> Sample:
 
 
 def runner(tmp_path: Path | None, requests: Requests, alias: str = "bat 1/x") -> AlgorithmRunner:
-    return AlgorithmRunner(alias, parse_algorithm("soc 90% 80%"), state_dir=tmp_path, request_switch=requests,
+    return AlgorithmRunner(alias, parse_algorithm("soc 90% 80%"), state_dir=tmp_path, commands=requests.queue,
                            log=logging.getLogger("test.algo"), clock=lambda: NOW)
 
 
@@ -261,9 +268,9 @@ async def test_a_bad_state_file_starts_fresh_and_is_set_aside(tmp_path: Path, ca
 
 
 async def test_a_decision_waits_for_an_available_device_and_a_refusal_is_retried_later() -> None:
-    requests = Requests(accept=False)
+    requests = Requests()
     mono = [0.0]
-    r = AlgorithmRunner("bat 1/x", parse_algorithm("soc 90% 80%"), state_dir=None, request_switch=requests,
+    r = AlgorithmRunner("bat 1/x", parse_algorithm("soc 90% 80%"), state_dir=None, commands=requests.queue,
                         log=logging.getLogger("test.algo"), clock=lambda: NOW, mono=lambda: mono[0])
     status = device(available=False)
     await r.on_sample(status, soc_sample(95))  # first sample after connect: not available yet
@@ -272,8 +279,9 @@ async def test_a_decision_waits_for_an_available_device_and_a_refusal_is_retried
     await r.on_sample(status, soc_sample(95))
     mono[0] += RETRY_AFTER - 1
     await r.on_sample(status, soc_sample(95))
-    assert requests.calls == [("bat 1/x", "charge", False)]  # refused (e.g. queue full): not at every sample
-    requests.accept = True
+    # refused by the App (or not carried out): the device still reports charge on; sent again later, not at
+    # every sample
+    assert requests.calls == [("bat 1/x", "charge", False)]
     mono[0] += 1
     await r.on_sample(status, soc_sample(95))
     await r.on_sample(status, soc_sample(95, charge=False))

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from bmslib.app import App
+from bmslib.bms.jk.emulator import Jk04Emulator
 from bmslib.config import AppConfig, parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
-from bmslib.sim.jk import Jk04Emulator
 from bmslib.sim.radio import SimRadio
 from bmslib.sinks.base import Sink
 from tests.sim_helpers import add_emulator, app_running, fast_types

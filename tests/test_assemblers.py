@@ -14,30 +14,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bmslib
-from bmslib.protocol import (
-    ant,
-    ant_2021,
-    ant_legacy,
-    daly_auto,
-    daly_legacy,
-    daly_p81,
-    daly_rtu,
-    jbd,
-    jbd_auth,
-    jk_framing,
-    sok,
-    supervolt,
-)
+from bmslib.bms.ant.protocol import codec as ant
+from bmslib.bms.ant.protocol import frames_2021 as ant_2021
+from bmslib.bms.ant.protocol import legacy as ant_legacy
+from bmslib.bms.daly.protocol import auto as daly_auto
+from bmslib.bms.daly.protocol import legacy as daly_legacy
+from bmslib.bms.daly.protocol import p81 as daly_p81
+from bmslib.bms.daly.protocol import rtu as daly_rtu
+from bmslib.bms.jbd.protocol import auth as jbd_auth
+from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.jk.protocol import framing as jk_framing
+from bmslib.bms.sok import protocol as sok
+from bmslib.bms.supervolt import protocol as supervolt
 from bmslib.protocol.base import OK, FrameAssembler, HeadedAssembler
 from tests.helpers import fuzz_settings, load_vectors
 
 # Assemblers that define their own ``feed`` without framing bytes themselves: they hand chunks to
 # HeadedAssemblers (or pass them on whole) and never buffer. A new entry needs a reason here.
 COMBINERS: dict[str, str] = {
-    "bmslib.protocol.ant.AutoAssembler": "feeds both ANT generations until one completes a frame",
-    "bmslib.protocol.daly_auto.DalyFrames": "feeds the three Daly protocols until one completes a frame",
-    "bmslib.drivers.jbd._WithAuthAssembler": "routes chunks between the DD and FF AA assemblers",
-    "bmslib.drivers.victron._WholeValues": "no framing: one GATT notification is one value",
+    "bmslib.bms.ant.protocol.codec.AutoAssembler": "feeds both ANT generations until one completes a frame",
+    "bmslib.bms.daly.protocol.auto.DalyFrames": "feeds the three Daly protocols until one completes a frame",
+    "bmslib.bms.jbd.driver._WithAuthAssembler": "routes chunks between the DD and FF AA assemblers",
+    "bmslib.bms.victron.driver._WholeValues": "no framing: one GATT notification is one value",
 }
 
 
@@ -98,11 +96,11 @@ SUPERVOLT_CAP = bytes.fromhex(
 
 PROTOCOLS: dict[str, Proto] = {
     "ant_2021": Proto(ant_2021.Ant2021Assembler, ant_2021.build_frame(0x11, 0, bytes(range(40)))),
-    "ant_legacy": Proto(ant_legacy.LegacyAssembler, _ant_legacy_frame()),
+    "ant_legacy": Proto(ant_legacy.AntLegacyAssembler, _ant_legacy_frame()),
     "jbd": Proto(jbd.JbdAssembler, jbd.response(jbd.REG_BASIC, bytes(range(1, 28)))),
     "jbd_ffaa": Proto(jbd_auth.FfAaAssembler, jbd_auth.frame(jbd_auth.CMD_RANDOM, b"\x42")),
     "sok": Proto(sok.SokAssembler, sok.reply(0xF1, bytes(range(1, 18)))),
-    "daly_legacy": Proto(daly_legacy.LegacyAssembler,
+    "daly_legacy": Proto(daly_legacy.DalyLegacyAssembler,
                          daly_legacy.request(daly_legacy.CMD_SOC, bytes(range(8)), address=daly_legacy.BMS_ADDRESS)),
     "daly_modbus": Proto(lambda: daly_rtu.ModbusAssembler(0xD2),
                          daly_rtu.read_response(bytes(range(40)), address=0xD2)),

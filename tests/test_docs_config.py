@@ -1,4 +1,4 @@
-"""doc/Configuration.md stays in step with the loader's option tables (bmslib/config.py).
+"""doc/Configuration.md stays in step with the loader's option tables (bmslib/options.py).
 
 The option tables in the document are generated from OPTIONS / DEVICE_OPTIONS; regenerate them with
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from bmslib.config import DEVICE_OPTIONS, OPTIONS, Option
 
 DOC = Path(__file__).resolve().parent.parent / "doc" / "Configuration.md"
-BEGIN = "<!-- BEGIN generated from bmslib/config.py by tests/test_docs_config.py; do not edit by hand -->"
+BEGIN = "<!-- BEGIN generated from bmslib/options.py by tests/test_docs_config.py; do not edit by hand -->"
 END = "<!-- END generated -->"
 
 

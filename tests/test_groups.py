@@ -11,73 +11,20 @@ from typing import Any
 
 import pytest
 
-from bmslib import groups
 from bmslib.app import App
+from bmslib.bms.jbd.emulator import JbdEmulator
+from bmslib.commands import CommandQueue
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
-from bmslib.groups import GroupDriver, GroupMemberStaleError, age_limit, combine_parallel, combine_serial
+from bmslib.errors import UnavailableError
+from bmslib.groups import driver as groups
+from bmslib.groups.driver import GroupDriver, GroupMemberStaleError, age_limit
 from bmslib.model import Sample
 from bmslib.registry import type_infos
-from bmslib.sim.jbd import JbdEmulator
 from tests.sim_helpers import app_running, device_config, fast_types
 from tests.test_app import RecordingSink
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def member(**fields: Any) -> Sample:
-    return Sample(timestamp=0.0, mono=0.0, **fields)
-
-
-A = member(voltage=13.2, current=10.0, power=132.0, soc=40.0, charge=80.0, capacity=200.0, cycles=10, soh=90.0,
-           cell_voltages=(3.3, 3.31, 3.29, 3.3), temperatures=(20.0, 21.0), mos_temperature=25.0,
-           switches={"charge": True, "discharge": True, "balance": False}, alarms=())
-B = member(voltage=13.4, current=-4.0, power=-53.6, soc=85.0, charge=85.0, capacity=100.0, cycles=20, soh=100.0,
-           cell_voltages=(3.35, 3.36, 3.34, 3.35), temperatures=(23.0,), mos_temperature=31.0,
-           switches={"charge": False, "discharge": True}, alarms=("cell_overvoltage",))
-
-
-# --- formulas ----------------------------------------------------------------------------------------------
-
-def test_parallel_formulas() -> None:
-    r = combine_parallel([A, B])
-    assert r["voltage"] == pytest.approx(13.3)
-    assert r["current"] == pytest.approx(6.0) and r["power"] == pytest.approx(78.4)
-    assert r["charge"] == pytest.approx(165.0) and r["capacity"] == pytest.approx(300.0)
-    assert r["soc"] == pytest.approx((40 * 200 + 85 * 100) / 300)  # capacity-weighted
-    assert r["soh"] == pytest.approx((90 * 200 + 100 * 100) / 300)
-    assert r["cycles"] == 15
-    assert r["cell_voltages"] == (3.3, 3.31, 3.29, 3.3, 3.35, 3.36, 3.34, 3.35)
-    assert r["temperatures"] == (20.0, 21.0, 23.0) and r["mos_temperature"] == 31.0
-    assert r["alarms"] == ("cell_overvoltage",)
-    assert r["switches"] == {"charge": False, "discharge": True}  # balance: not reported by B
-    s = Sample.build(r, timestamp=0, mono=0)
-    assert (s.cell_min, s.cell_max) == (3.29, 3.36)
-
-
-def test_parallel_soc_without_capacities_is_the_plain_mean_and_missing_values_give_none() -> None:
-    a = member(voltage=13.0, soc=40.0, current=2.0)
-    b = member(voltage=13.2, soc=60.0)  # no capacity, no current
-    r = combine_parallel([a, b])
-    assert r["soc"] == pytest.approx(50.0)
-    assert "current" not in r and "capacity" not in r and "power" not in r  # a sum of part of it would lie
-
-
-def test_serial_formulas() -> None:
-    a = member(voltage=26.4, current=10.0, power=264.0, soc=40.0, charge=80.0, capacity=200.0, soh=95.0)
-    b = member(voltage=26.8, current=10.4, power=278.7, soc=85.0, charge=85.0, capacity=100.0, soh=99.0)
-    r, disagree = combine_serial([a, b])
-    assert r["voltage"] == pytest.approx(53.2)
-    assert r["current"] == pytest.approx(10.2) and not disagree  # 4 % apart
-    assert r["power"] == pytest.approx(542.7)
-    assert (r["soc"], r["charge"], r["capacity"], r["soh"]) == (40.0, 80.0, 100.0, 95.0)
-
-
-@pytest.mark.parametrize(("currents", "disagree"), [
-    ((10.0, 11.5), True), ((10.0, 10.9), False), ((0.1, 0.3), False), ((-20.0, -17.0), True), ((0.0, 1.5), True)])
-def test_serial_members_with_different_currents_are_flagged(currents: tuple[float, float], disagree: bool) -> None:
-    _, flagged = combine_serial([member(voltage=13.0, current=c) for c in currents])
-    assert flagged is disagree
 
 
 # --- the driver: age limit and stale members ----------------------------------------------------------------
@@ -111,17 +58,19 @@ async def test_a_stale_member_fails_the_read_naming_it_with_a_rate_limited_log(
         caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     a, b = statuses(clock, "a", "b")
-    stale_calls: list[str] = []
-    drv = group_driver([a, b], clock, on_stale=stale_calls.append)
+    stale_calls: list[tuple[str, ...]] = []  # what the sampler hands the App: the group is unavailable now
+    drv = group_driver([a, b], clock)
     a.record_sample(Sample(timestamp=0, mono=clock.now, voltage=13.0, soc=50.0))
     b.record_sample(Sample(timestamp=0, mono=clock.now - 5, voltage=13.2, soc=70.0))
     assert (await drv.read())["voltage"] == pytest.approx(13.1)
     clock.now += 16  # b is 21 s old now
     a.record_sample(Sample(timestamp=0, mono=clock.now, voltage=13.0, soc=50.0))
     for _ in range(3):
-        with pytest.raises(GroupMemberStaleError, match=r"no sample within 20 s from member b$"):
+        with pytest.raises(GroupMemberStaleError, match=r"no sample within 20 s from member b$") as raised:
             await drv.read()
-    assert len(stale_calls) == 3
+        assert isinstance(raised.value, UnavailableError)
+        stale_calls.append(raised.value.stale)
+    assert stale_calls == [("b",)] * 3
     logged = [r.getMessage() for r in caplog.records if "member b" in r.getMessage()]
     assert len(logged) == 1 and "21 s ago" in logged[0]
     clock.now += groups.LOG_EVERY
@@ -147,16 +96,16 @@ async def test_the_first_read_waits_for_members_then_names_the_missing_one(monke
 async def test_switch_commands_go_to_every_member_and_refusals_are_named() -> None:
     clock = Clock()
     members = statuses(clock, "a", "b", "c")
-    asked: list[tuple[str, str, bool]] = []
-
-    def request(alias: str, name: str, on: bool) -> bool:
-        asked.append((alias, name, on))
-        return alias != "b"
-
-    drv = group_driver(members, clock, request_switch=request)
+    for m in members:
+        m.available = m.alias != "b"  # the App refuses commands for an offline device
+    commands: CommandQueue = asyncio.Queue()
+    drv = group_driver(members, clock, commands=commands)
     with pytest.raises(Exception, match=r"switch charge off refused by member b \(the others were asked\)"):
         await drv.set_switch("charge", False)
+    sent = [commands.get_nowait() for _ in range(commands.qsize())]
+    asked = [(c.alias, c.switch, c.on) for c in sent]
     assert asked == [("a", "charge", False), ("b", "charge", False), ("c", "charge", False)]
+    assert {c.origin for c in sent} == {"group"}
 
 
 # --- in the app, with simulated batteries --------------------------------------------------------------------

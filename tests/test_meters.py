@@ -17,9 +17,10 @@ from bmslib.app import App
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
+from bmslib.family import DeviceType
 from bmslib.meters import METER_FILE, METER_NAMES, MeterSet, max_gap
 from bmslib.model import Reading, Sample
-from bmslib.registry import DeviceType, device_types, type_infos
+from bmslib.registry import device_types, type_infos
 from bmslib.sinks.base import Sink
 from tests.helpers import fuzz_settings
 from tests.sim_helpers import app_running

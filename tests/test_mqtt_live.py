@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from bmslib.app import App
+from bmslib.bms.jbd.protocol import frames as jbd
 from bmslib.config import AppConfig, parse_config
 from bmslib.model import DeviceInfo
-from bmslib.protocol import jbd
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from mqtt_util import RECORD_FILE, MqttSink, daemon_status_topic

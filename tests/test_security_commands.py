@@ -25,10 +25,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bmslib.app import App
+from bmslib.bms.jbd.protocol import frames as jbd
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import OutputSign
-from bmslib.protocol import jbd
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from mqtt_util import COMMAND_WINDOW, COMMANDS_PER_WINDOW, MqttSink

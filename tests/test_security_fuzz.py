@@ -26,14 +26,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bmslib.ble.scan import classify
+from bmslib.bms.victron.driver import VictronAdvDriver, VictronGattDriver
+from bmslib.bms.victron.emulator import DEMO_KEY_HEX
+from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
-from bmslib.drivers.victron import VictronAdvDriver, VictronGattDriver
 from bmslib.model import OutputSign, Sample
-from bmslib.protocol import victron
 from bmslib.registry import device_types, type_infos
 from bmslib.sim.radio import SimRadio
-from bmslib.sim.victron import DEMO_KEY_HEX
 from mqtt_util import MqttSink
 from tests.helpers import FUZZ_EXAMPLES
 from tests.sim_helpers import make_driver

@@ -31,7 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from bmslib.protocol import ant_control, ant_legacy, jbd_auth
+from bmslib.bms.ant.protocol import control as ant_control
+from bmslib.bms.ant.protocol import legacy as ant_legacy
+from bmslib.bms.jbd.protocol import auth as jbd_auth
 from bmslib.sim.radio import sim_address
 from tests.mqtt_broker import Broker, Watcher
 from tests.victoria import Victoria

@@ -11,11 +11,11 @@ import pytest
 
 from bmslib.ble.backend import BleBackend
 from bmslib.ble.transport import BleTransport
+from bmslib.bms.jbd.emulator import JbdEmulator
+from bmslib.bms.jbd.protocol import frames as jbd
 from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, DeviceNotFoundError
-from bmslib.protocol import jbd
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
-from bmslib.sim.jbd import JbdEmulator
 from bmslib.sim.radio import SimRadio, sim_address
 
 LOG = logging.LoggerAdapter(logging.getLogger("test.transport"), {})

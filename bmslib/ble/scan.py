@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from bmslib.ble.backend import BleBackend, adapter_name
-from bmslib.registry import DeviceType
+from bmslib.protocol.base import AdvertisementMatcher
+
+
+class Matchable(Protocol):
+    """What scanning needs of a device type (:class:`bmslib.family.DeviceType` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def matchers(self) -> Sequence[AdvertisementMatcher]: ...
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class ScanResult:
 
 
 def classify(address: str, name: str | None, service_uuids: list[str], manufacturer_data: Mapping[int, bytes],
-             types: Mapping[str, DeviceType]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+             types: Mapping[str, Matchable]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Device types (and notes) whose matchers accept this advertisement."""
     found: list[str] = []
     notes: list[str] = []
@@ -42,7 +53,7 @@ def classify(address: str, name: str | None, service_uuids: list[str], manufactu
     return tuple(found), tuple(notes)
 
 
-async def scan(backend: BleBackend, types: Mapping[str, DeviceType], *, timeout: float = 10.0,
+async def scan(backend: BleBackend, types: Mapping[str, Matchable], *, timeout: float = 10.0,
                adapter: str | None = None) -> list[ScanResult]:
     """Scan for ``timeout`` seconds; strongest signal first."""
     seen: dict[str, ScanResult] = {}

@@ -18,7 +18,7 @@ from bmslib.model import DeviceInfo, Reading
 from bmslib.protocol.base import Codec
 
 if TYPE_CHECKING:
-    from bmslib.config import DeviceConfig
+    from bmslib.config.settings import DeviceConfig
 
 DeviceLog = logging.LoggerAdapter[logging.Logger]
 

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from bmslib.config import InfluxConfig
+from bmslib.config.settings import InfluxConfig
 from bmslib.device import DeviceStatus
 from bmslib.entities import CELL_STATS, DIAGNOSTICS, SAMPLE_ENTITIES, switch_entities, temperature_entities
 from bmslib.model import OutputSign, Sample

@@ -46,8 +46,8 @@ from typing import Any
 import pytest
 
 from bmslib.ble.transport import BleTransport
+from bmslib.bms.victron.emulator import DEMO_KEY_HEX
 from bmslib.cli import SHUTDOWN_GRACE
-from bmslib.sim.victron import DEMO_KEY_HEX
 from tests.mqtt_broker import Broker
 from tests.soak.observer import Observer
 from tests.victoria import Victoria
