@@ -28,7 +28,9 @@ from bmslib.commands import CommandQueue, SwitchCommand
 from bmslib.config import AppConfig
 from bmslib.device import DeviceStatus
 from bmslib.entities import (
+    DIAGNOSTICS,
     METER_NAMES,
+    SAMPLE_ENTITIES,
     EntityDescription,
     Layout,
     Value,
@@ -42,7 +44,7 @@ from bmslib.mqtt.connection import OFFLINE, ONLINE, MqttConnection
 from bmslib.mqtt.discovery import config_digest, device_block, discovery_config, expire_after
 from bmslib.mqtt.record import RECORD_FILE, DiscoveryRecord
 from bmslib.mqtt.topics import DeviceTopics, daemon_status_topic, instance_id
-from bmslib.publishing import QUIET, SETTLE, Decision, StateResend
+from bmslib.publishing import QUIET, SETTLE, Decision, StateResend, value_expiry
 from bmslib.sinks.base import Sink, SinkContext
 
 _LOG = logging.getLogger("batmon.mqtt")
@@ -69,6 +71,59 @@ def format_payload(value: Value) -> str:
     return str(value)
 
 
+#: the state payload Home Assistant's MQTT sensor, binary_sensor and switch turn into ``unknown`` (a value
+#: the device stopped reporting: the entity stays available, unlike an expired one)
+UNKNOWN: Final = "None"
+
+Formatter = Callable[[object], "str | None"]
+
+
+def payload_formatter(desc: EntityDescription) -> Formatter:
+    """``format_payload(desc.rounded(value))`` as one function made for ``desc``'s ``decimals`` (None: not
+    reported): the common types (float, then int) take a path without type dispatch; every other value,
+    bools and text included, goes the general way."""
+    decimals = desc.decimals
+    rounded = desc.rounded
+    finite = math.isfinite
+
+    def general(value: object) -> str | None:
+        v = rounded(value)  # type: ignore[arg-type]
+        return None if v is None else format_payload(v)
+
+    if decimals is None:
+        def as_is(value: object) -> str | None:
+            if type(value) is float:
+                if not finite(value):
+                    return None
+                text = repr(value)
+                return text if "e" not in text else format_payload(value)
+            if type(value) is int:
+                return str(value)
+            return general(value)
+        return as_is
+    if decimals == 0:
+        def whole(value: object) -> str | None:
+            if type(value) is float:
+                return str(round(value)) if finite(value) else None
+            if type(value) is int:
+                return str(value)
+            return general(value)
+        return whole
+
+    def fixed(value: object) -> str | None:
+        if type(value) is float:
+            if not finite(value):
+                return None
+            r = round(value, decimals) + 0.0
+        elif type(value) is int:
+            r = round(float(value), decimals) + 0.0
+        else:
+            return general(value)
+        text = repr(r)
+        return text if "e" not in text else format_payload(r)
+    return fixed
+
+
 # --------------------------------------------------------------------------------------------------
 # The sink
 
@@ -85,28 +140,30 @@ _UNSET = object()
 class _Slot:
     """One state topic of a device's publish plan, and the payload of the last value it formatted: a value
     equal to that one (and of the same type) has the same payload, so it is not rounded and formatted again.
-    (For floats that holds when the entity rounds: rounding makes 0.0 of -0.0.)"""
+    (For floats that holds when the entity rounds: rounding makes 0.0 of -0.0.) A value not reported has
+    the payload :data:`UNKNOWN`."""
 
-    __slots__ = ("desc", "last", "payload", "rounds_floats", "topic", "value")
+    __slots__ = ("desc", "format", "last", "payload", "rounds_floats", "topic", "value")
 
     def __init__(self, topic: str, desc: EntityDescription) -> None:
         assert desc.value is not None
         self.topic = topic
         self.desc = desc
         self.value = desc.value
+        self.format = payload_formatter(desc)
         self.rounds_floats = desc.decimals is not None
         self.last: object = _UNSET
-        self.payload: str | None = None
+        self.payload: str = UNKNOWN
 
-    def payload_of(self, sample: Sample, status: DeviceStatus, sign: OutputSign) -> str | None:
-        """The state payload for ``sample`` (None: not reported)."""
+    def payload_of(self, sample: Sample, status: DeviceStatus, sign: OutputSign) -> str:
+        """The state payload for ``sample`` (:data:`UNKNOWN`: not reported)."""
         raw = self.value(sample, status, sign)
         last = self.last
         if raw is last or (type(raw) is type(last) and raw == last and (self.rounds_floats or type(raw) is not float)):
             return self.payload
         self.last = raw
-        value = self.desc.rounded(raw)
-        self.payload = None if value is None else format_payload(value)
+        payload = self.format(raw)
+        self.payload = UNKNOWN if payload is None else payload
         return self.payload
 
 
@@ -152,6 +209,16 @@ class _Device:
     plan: tuple[list[_Slot], list[_Slot]] | None = None
     #: the list layout (cells, probes, switches) of the last sample whose entities were all looked for
     layout: Layout | None = None
+    #: the table's scalar entities the device has not reported yet (None: entities changed)
+    unreported: tuple[EntityDescription, ...] | None = None
+    #: the switches of the previous sample (the mirrors are evaluated again when they differ)
+    switches: Mapping[str, bool] | None = None
+
+    def unreported_entities(self) -> tuple[EntityDescription, ...]:
+        if self.unreported is None:
+            known = self.entities
+            self.unreported = tuple(d for d in (*SAMPLE_ENTITIES, *DIAGNOSTICS) if (d.component, d.key) not in known)
+        return self.unreported
 
     def publish_plan(self) -> tuple[list[_Slot], list[_Slot]]:
         if self.plan is None:
@@ -187,8 +254,9 @@ class MqttSink(Sink):
         self.commands_per_window = commands_per_window
         self.command_window = command_window
         self.clock = clock
-        self.expire = expire_after(config.expire_values_after)
-        self.resend = StateResend.for_expiry(config.expire_values_after, settle=settle)
+        expiry = value_expiry(config.expire_values_after, config.sample_period)
+        self.expire = expire_after(expiry)
+        self.resend = StateResend.for_expiry(expiry, settle=settle)
         self.heartbeat = self.resend.heartbeat
         self.aliases = tuple(d.alias for d in config.devices)
         self.status_topic = daemon_status_topic(self.aliases)
@@ -225,13 +293,16 @@ class MqttSink(Sink):
         """Switch states from every sample (re-sent when the decision echoes them); all states when the
         decision publishes."""
         dev = self._device(device)
-        if dev.entities:
+        echo = decision.echo_switches
+        switches, previous = sample.switches, dev.switches
+        dev.switches = switches
+        # the mirrors: re-sent when echoing; otherwise sent when changed, which the publish pass covers (the
+        # published sample has this sample's switches), or which needs switches unlike the previous sample's
+        if dev.entities and (echo or (decision.published is None and switches is not previous
+                                      and switches != previous)):
             now = self.clock()
-            echo = decision.echo_switches
             for slot in dev.publish_plan()[1]:  # one send per state topic
-                payload = slot.payload_of(sample, device, self.sign)
-                if payload is not None:
-                    self._send_state(dev, slot.topic, payload, now, force=echo)
+                self._send_state(dev, slot.topic, slot.payload_of(sample, device, self.sign), now, force=echo)
         if decision.published is not None:
             self._publish(dev, device, decision.published)
 
@@ -241,31 +312,39 @@ class MqttSink(Sink):
         # the per-cell, per-probe and switch entities are looked for only when the layout changed (once
         # looked for, they are in dev.entities, and entities are never dropped from it)
         layout = list_layout(sample, device)
-        new = new_sample_entities(sample, device, self.sign, dev.entities, lists=layout != dev.layout)
-        dev.layout = layout
-        for d in new:
-            dev.entities[(d.component, d.key)] = d
-            dev.plan = None
+        sign = self.sign
+        if layout != dev.layout or any(d.state(sample, device, sign) is not None for d in dev.unreported_entities()):
+            new = new_sample_entities(sample, device, sign, dev.entities, lists=layout != dev.layout)
+            dev.layout = layout
+            for d in new:
+                dev.entities[(d.component, d.key)] = d
+                dev.plan = dev.unreported = None
+        else:
+            new = []
         if (new or (dev.info is not device.device_info and dev.info != device.device_info)) and self._announce(dev):
-            for st in dev.states.values():  # configs changed: Home Assistant needs every state again
-                st.at = -math.inf
+            self._all_due(dev)  # configs changed: Home Assistant needs every state again
         if not dev.pruned and dev.publishes >= self.prune_after:
             self._prune(dev)
+        # the send check of _send_state, inline (this loop is the hot path: about 30 topics per sample)
         now = self.clock()
-        states, sign = dev.states, self.sign
+        states, publish, heartbeat = dev.states, self.conn.publish, self.heartbeat
         for slot in dev.publish_plan()[0]:
-            payload = slot.payload_of(sample, device, sign)
-            if payload is None:
-                states.pop(slot.topic, None)  # not reported now: let it expire rather than repeat it
-            else:
-                self._send_state(dev, slot.topic, payload, now)
+            payload = slot.payload_of(sample, device, sign)  # UNKNOWN when not reported: sent once, then kept alive
+            topic = slot.topic
+            last = states.get(topic)
+            if last is None:
+                states[topic] = _SentState(payload, now if publish(topic, payload) else -math.inf)
+            elif (last.payload is not payload and last.payload != payload) or now - last.at >= heartbeat:
+                last.payload = payload
+                del states[topic]  # kept in send order: the heartbeat stops at the first state not due
+                states[topic] = last
+                last.at = now if publish(topic, payload) else -math.inf
 
     def on_availability(self, device: DeviceStatus, available: bool) -> None:
         dev = self._device(device)
         dev.available = available
         if available:
-            for st in dev.states.values():
-                st.at = -math.inf
+            self._all_due(dev)
         self.conn.publish(dev.topics.availability, ONLINE if available else OFFLINE, retain=True, qos=1)
 
     def on_meters(self, device: DeviceStatus, meters: Mapping[str, float]) -> None:
@@ -299,13 +378,23 @@ class MqttSink(Sink):
         return dev
 
     def _send_state(self, dev: _Device, topic: str, payload: str, now: float, *, force: bool = False) -> None:
-        """Publish a state unless it was sent with this payload less than a heartbeat ago (``now``)."""
-        last = dev.states.get(topic)
+        """Publish a state unless it was sent with this payload less than a heartbeat ago (``now``).
+        ``dev.states`` stays in the order the states were sent (a send moves its state to the end)."""
+        states = dev.states
+        last = states.get(topic)
         if last is None:
-            dev.states[topic] = _SentState(payload, now if self.conn.publish(topic, payload) else -math.inf)
+            states[topic] = _SentState(payload, now if self.conn.publish(topic, payload) else -math.inf)
         elif force or last.payload != payload or now - last.at >= self.heartbeat:
             last.payload = payload
+            del states[topic]
+            states[topic] = last
             last.at = now if self.conn.publish(topic, payload) else -math.inf
+
+    @staticmethod
+    def _all_due(dev: _Device) -> None:
+        """Every state of ``dev`` is sent again at the next chance (the heartbeat finds them all due)."""
+        for st in dev.states.values():
+            st.at = -math.inf
 
     def _configs(self, dev: _Device) -> dict[str, str]:
         assert dev.status is not None
@@ -472,23 +561,35 @@ class MqttSink(Sink):
         self._birth_task = asyncio.get_running_loop().create_task(later(), name="mqtt-birth")
 
     async def _heartbeat(self) -> None:
-        """Re-send unchanged states a heartbeat after they were last sent, a budget per tick (see StateResend)."""
+        """Re-send unchanged states a heartbeat after they were last sent, a budget per tick (see StateResend).
+
+        A device's states are kept in the order they were sent, so the walk over a device stops at its first
+        state not due. (A send that failed, -inf, may sit behind later ones until the reconnect re-sends every
+        state; the heartbeat does not run while disconnected.)"""
         tick = self.resend.tick
         while True:
             await asyncio.sleep(tick)
-            if not self.conn.connected:
+            if self.conn.connected:
+                self._heartbeat_tick(self.clock())
+
+    def _heartbeat_tick(self, now: float) -> None:
+        budget = self.resend.budget(sum(len(dev.states) for dev in self.devices.values() if dev.available))
+        heartbeat, publish = self.heartbeat, self.conn.publish
+        for dev in self.devices.values():
+            if not dev.available or budget <= 0:
                 continue
-            budget = self.resend.budget(sum(len(dev.states) for dev in self.devices.values() if dev.available))
-            now = self.clock()
-            for dev in self.devices.values():
-                if not dev.available:
-                    continue
-                for topic, st in dev.states.items():
-                    if budget <= 0:
-                        break
-                    if now - st.at >= self.heartbeat and self.conn.publish(topic, st.payload):
-                        st.at = now
-                        budget -= 1
+            states = dev.states
+            due: list[tuple[str, _SentState]] = []
+            for topic, st in states.items():
+                if now - st.at < heartbeat or len(due) >= budget:
+                    break
+                due.append((topic, st))
+            for topic, st in due:
+                if publish(topic, st.payload):
+                    st.at = now
+                    del states[topic]
+                    states[topic] = st
+                    budget -= 1
 
 
 def mqtt_sink(context: SinkContext) -> MqttSink | None:

@@ -30,7 +30,7 @@ from bmslib.groups.combine import member_switches
 from bmslib.groups.driver import FIRST_SAMPLE_WAIT, GroupDriver, age_limit
 from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
-from bmslib.publishing import METER_PUBLISH_PERIOD, Decision, DevicePublisher
+from bmslib.publishing import METER_PUBLISH_PERIOD, Decision, DevicePublisher, expiry_warning, value_expiry
 from bmslib.registry import device_types
 from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
 from bmslib.sim.battery import BatteryModel, sine_load
@@ -330,7 +330,7 @@ class App:
 
     # --- background checks ---
     async def _availability_loop(self) -> None:
-        expire = self.config.expire_values_after
+        expire = value_expiry(self.config.expire_values_after, self.config.sample_period)
         while not self.stop_event.is_set():
             if expire > 0:
                 for rt in self.devices.values():
@@ -380,6 +380,9 @@ class App:
 
     async def run(self) -> int:
         """Run until stopped; returns the process exit status."""
+        warning = expiry_warning(self.config.expire_values_after, self.config.sample_period)
+        if warning is not None:
+            _LOG.warning(warning)
         await self._power_cycle_adapters()
         self._load_state()
         for sink in self.sinks:

@@ -171,6 +171,24 @@ class DevicePublisher:
         self._meters_due = now + self.meter_period
 
 
+def value_expiry(expire_values_after: float, sample_period: float) -> float:
+    """[s] the expiry batmon uses for ``expire_values_after`` (0: never): the option, unless it is not longer
+    than ``sample_period``. Then a device would count as unavailable between two of its samples and every
+    entity would flap, so two sample periods are used instead (as a group's age limit)."""
+    if 0 < expire_values_after <= sample_period:
+        return 2.0 * sample_period
+    return expire_values_after
+
+
+def expiry_warning(expire_values_after: float, sample_period: float) -> str | None:
+    """The one line said at start when :func:`value_expiry` overrides the option (None: it does not)."""
+    used = value_expiry(expire_values_after, sample_period)
+    if used == expire_values_after:
+        return None
+    return (f"expire_values_after ({expire_values_after:g} s) is not longer than sample_period ({sample_period:g} s): "
+            f"values would turn unavailable between samples; using {used:g} s (two sample periods)")
+
+
 @dataclass(frozen=True, slots=True)
 class StateResend:
     """When a state whose payload did not change is sent again all the same (for a sink that skips repeats)."""

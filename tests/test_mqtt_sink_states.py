@@ -1,6 +1,7 @@
 """Which state messages the MQTT sink sends for a run of samples (no broker: the connection is replaced by
 a recorder). The reference is the rule itself: a state is sent when its payload (the entity's rounded value,
-formatted) differs from the last one sent, or a heartbeat after that; a value no longer reported is dropped.
+formatted) differs from the last one sent, or a heartbeat after that; a value no longer reported is sent as
+``None`` (Home Assistant's unknown) the same way.
 Every entity the device had is evaluated at every publish (a statistic of one cell is still a value)."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bmslib.model import OutputSign, Sample
 from bmslib.mqtt.topics import DeviceTopics
 from bmslib.publishing import Decision
 from bmslib.registry import device_types, type_infos
-from mqtt_util import MqttSink, format_payload
+from mqtt_util import MqttSink, format_payload, payload_formatter
 from tests.helpers import fuzz_settings
 
 
@@ -98,15 +99,14 @@ async def test_states_sent_are_the_changed_payloads_and_the_heartbeats(
             last = {topic: (payload, -math.inf) for topic, (payload, _) in last.items()}
         for d in known.values():
             value = d.state(sample, status, sink.sign)
-            if value is not None:
-                current.setdefault(topics.state(d), format_payload(value))
+            # not reported now: "None", which Home Assistant shows as unknown (the entity stays available)
+            current.setdefault(topics.state(d), "None" if value is None else format_payload(value))
         for topic, payload in current.items():
             before = last.get(topic)
             if before is None or before[0] != payload or clock[0] - before[1] >= sink.heartbeat:
                 want[topic] = payload
                 last[topic] = (payload, clock[0])
-        for topic in set(last) - set(current):
-            del last[topic]  # not reported now: dropped, sent again (as new) when it comes back
+        assert set(last) == set(current)  # a state once sent is kept (as "None" while not reported)
         assert rec.states() == want
 
 
@@ -128,3 +128,33 @@ async def test_a_cell_that_appears_is_announced_and_published() -> None:
     publish(sink, status, build({"voltage": 16.6, "cell_voltages": (3.3, 3.3, 3.3, 3.3, 3.31)}, clock[0]))
     assert not [t for t, _, retain in rec.sent if retain]
     assert math.isclose(float(rec.states()["bat/cell_voltages/5"]), 3.31)
+
+
+async def test_a_value_no_longer_reported_is_unknown_not_expired() -> None:
+    clock = [100.0]
+    sink, rec, status = make_sink(clock)
+    clock[0] += 1.0
+    publish(sink, status, build({"voltage": 13.2, "current": -4.0, "soc": 50.0}, clock[0]))
+    assert rec.states()["bat/soc/current"] == "4.0"
+    clock[0] += 1.0
+    publish(sink, status, build({"voltage": 13.2, "soc": 50.0}, clock[0]))
+    assert rec.states()["bat/soc/current"] == "None"  # once when it goes missing
+    clock[0] += 1.0
+    publish(sink, status, build({"voltage": 13.2, "soc": 50.0}, clock[0]))
+    assert "bat/soc/current" not in rec.states()
+    clock[0] += sink.heartbeat
+    publish(sink, status, build({"voltage": 13.2, "soc": 50.0}, clock[0]))
+    assert rec.states()["bat/soc/current"] == "None"  # and with the heartbeat, so expire_after never runs out
+    clock[0] += 1.0
+    publish(sink, status, build({"voltage": 13.2, "current": -1.0, "soc": 50.0}, clock[0]))
+    assert rec.states()["bat/soc/current"] == "1.0"
+
+
+@fuzz_settings
+@given(value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20), st.booleans(),
+                       st.text(max_size=5), st.none()),
+       decimals=st.sampled_from([None, 0, 1, 2, 3, 4]))
+def test_the_per_entity_formatter_is_rounding_then_formatting(value: Any, decimals: int | None) -> None:
+    desc = EntityDescription(key="k", name="k", field="k", decimals=decimals)
+    rounded = desc.rounded(value)
+    assert payload_formatter(desc)(value) == (None if rounded is None else format_payload(rounded))
