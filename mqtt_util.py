@@ -329,7 +329,16 @@ class MqttSink(Sink):
         now = self.clock()
         states, publish, heartbeat = dev.states, self.conn.publish, self.heartbeat
         for slot in dev.publish_plan()[0]:
-            payload = slot.payload_of(sample, device, sign)  # UNKNOWN when not reported: sent once, then kept alive
+            # slot.payload_of(sample, device, sign), inline; UNKNOWN when not reported: sent once, then kept alive
+            raw = slot.value(sample, device, sign)
+            memo = slot.last
+            if raw is memo or (type(raw) is type(memo) and raw == memo
+                               and (slot.rounds_floats or type(raw) is not float)):
+                payload = slot.payload
+            else:
+                slot.last = raw
+                text = slot.format(raw)
+                payload = slot.payload = UNKNOWN if text is None else text
             topic = slot.topic
             last = states.get(topic)
             if last is None:

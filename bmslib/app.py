@@ -14,7 +14,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -40,7 +40,6 @@ from bmslib.sinks.base import Sink, SinkContext, SinkFactory
 
 _LOG = logging.getLogger("batmon")
 
-SampleHook = Callable[[DeviceStatus, Sample], Awaitable[None]]
 AVAILABILITY_CHECK = 1.0  # [s]
 STATE_SAVE_PERIOD = 30.0  # [s] meter states are saved this often (and at shutdown)
 EXIT_OK, EXIT_WATCHDOG = 0, 1
@@ -99,7 +98,6 @@ class App:
         self.exit_code = EXIT_OK
         self.connect_lock = asyncio.Lock()
         self.read_lock = None if config.concurrent_sampling else asyncio.Lock()
-        self.sample_hooks: list[SampleHook] = []
         self.devices: dict[str, DeviceRuntime] = {}
         self.commands: CommandQueue = asyncio.Queue()  # switch commands from MQTT, groups and algorithms
         self.unavailable: UnavailableQueue = asyncio.Queue()  # devices whose read said "unavailable now"
@@ -124,7 +122,6 @@ class App:
             self.meter_book.add_device(alias, max_gap(config.sample_period))
             if rt.config.algorithm is not None:
                 self._add_algorithm(rt)
-        self.sample_hooks += [self._meter_hook, self._algorithm_hook]
         self._state_lock = asyncio.Lock()
 
     # --- construction ---
@@ -204,16 +201,11 @@ class App:
             commands=self.commands, log=rt.sampler.log, calibration_days=days)
 
     # --- meters, algorithms, state ---
-    async def _meter_hook(self, status: DeviceStatus, sample: Sample) -> None:
+    def _add_to_meters(self, status: DeviceStatus, sample: Sample) -> None:
         meters = self.meter_book.sets.get(status.alias)
         if meters is not None:
             meters.add(sample)
             status.meter_gaps = meters.gaps
-
-    async def _algorithm_hook(self, status: DeviceStatus, sample: Sample) -> None:
-        algorithm = self.algorithms.get(status.alias)
-        if algorithm is not None:
-            await algorithm.on_sample(status, sample)
 
     def _load_state(self) -> None:
         if self._persist:
@@ -248,11 +240,18 @@ class App:
     async def _on_sample(self, rt: DeviceRuntime, sample: Sample) -> None:
         now = self._last_sample_mono = time.monotonic()
         status = rt.status
-        for hook in self.sample_hooks:
+        # the meters, then the device's algorithm (only for a device that has one); a failure in either must
+        # not stop sampling (logged with traceback)
+        try:
+            self._add_to_meters(status, sample)
+        except Exception:  # noqa: BLE001
+            _LOG.exception("meters failed for %s", status.alias)
+        algorithm = self.algorithms.get(status.alias)
+        if algorithm is not None:
             try:
-                await hook(status, sample)
-            except Exception:  # noqa: BLE001  (a failing hook must not stop sampling; logged with traceback)
-                _LOG.exception("sample hook %s failed for %s", getattr(hook, "__qualname__", hook), status.alias)
+                await algorithm.on_sample(status, sample)
+            except Exception:  # noqa: BLE001
+                _LOG.exception("algorithm failed for %s", status.alias)
         if not status.available:
             status.available = True
             self._sinks_availability(status, True)
