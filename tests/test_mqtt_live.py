@@ -23,6 +23,7 @@ import pytest
 
 from bmslib.app import App
 from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.victron.emulator import DEMO_KEY_HEX
 from bmslib.commands import SwitchCommand
 from bmslib.config import AppConfig, parse_config
 from bmslib.model import DeviceInfo
@@ -487,3 +488,24 @@ async def test_entities_no_longer_reported_are_removed_across_restarts(broker: B
     assert extra_cell not in record["devices"]["jbd1"]["discovery"]
     assert announced <= set(record["devices"]["jbd1"]["discovery"])
 
+
+
+async def test_a_value_the_device_stops_reporting_is_unknown_not_expired(broker: Broker, watcher: Watcher,
+                                                                        tmp_path: Path) -> None:
+    # a Victron shows its runtime only while the battery discharges: when it stops, the runtime goes missing
+    shunt = [{"address": "sim:victron1", "type": "victron", "alias": "shunt", "key": DEMO_KEY_HEX}]
+    cfg = make_config(broker, shunt, expire_values_after=1.0)
+    async with running(cfg, tmp_path) as r:
+        battery = r.emulator("victron1").battery
+        battery.load = lambda t: 5.0  # discharging
+        await wait_for(lambda: [p for p in payloads(watcher, "shunt/bms/runtime") if p != "None"], what="a runtime")
+        battery.load = lambda t: -5.0  # charging: no runtime
+        await wait_for(lambda: payloads(watcher, "shunt/bms/runtime")[-1:] == ["None"], what="the runtime unknown")
+        start = time.monotonic()
+        await asyncio.sleep(2.5)
+        latest = watcher.latest()
+    # "None" (Home Assistant's unknown) is kept alive by the heartbeat, so expire_after (1 s) never runs out
+    times = [start] + [m.at for m in watcher.seen("shunt/bms/runtime", since=start)]
+    assert all(m.payload == "None" for m in watcher.seen("shunt/bms/runtime", since=start))
+    assert max(b - a for a, b in itertools.pairwise([*times, time.monotonic()])) < 1.0
+    assert latest["shunt/availability"].payload == "online"

@@ -18,6 +18,8 @@ from bmslib.publishing import (
     DevicePublisher,
     PublishSchedule,
     StateResend,
+    expiry_warning,
+    value_expiry,
 )
 
 
@@ -166,3 +168,13 @@ def test_the_heartbeat_spreads_its_resends_over_ticks() -> None:
     states = 100_000
     # enough per tick that all states go out within 2/3 of a heartbeat (1.5 times the states per heartbeat)
     assert resend.budget(states) * resend.heartbeat / resend.tick >= 1.5 * states
+
+
+def test_an_expiry_not_longer_than_the_sample_period_is_replaced_by_two_periods() -> None:
+    # with expire_values_after <= sample_period a device would turn unavailable between two samples (flapping)
+    assert value_expiry(20.0, 1.0) == 20.0 and expiry_warning(20.0, 1.0) is None
+    assert value_expiry(0.0, 60.0) == 0.0 and expiry_warning(0.0, 60.0) is None  # 0: never expires
+    assert value_expiry(20.0, 30.0) == 60.0 and value_expiry(30.0, 30.0) == 60.0
+    warning = expiry_warning(20.0, 30.0)
+    assert warning is not None and "\n" not in warning
+    assert "expire_values_after (20 s)" in warning and "sample_period (30 s)" in warning and "60 s" in warning
