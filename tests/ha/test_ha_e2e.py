@@ -209,14 +209,39 @@ def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon
     demo = [s["entity_id"] for s in ha.states().values() if s["attributes"].get("friendly_name", "").startswith(
         "demo_") and s["entity_id"].split(".")[0] in ("sensor", "binary_sensor", "switch")]
     assert len(demo) > 100
-    # (an entity created from discovery is unavailable until its first state: wait for all of them once)
-    wait(lambda: not [e for e, st in ha.states().items() if e in demo and st["state"] in ("unknown", "unavailable")],
+    # (an entity created from discovery is unavailable until its first state, a switch unknown: wait for all of
+    # them once; a sensor may be unknown after that: a value its device does not report now is sent as None)
+    wait(lambda: not [e for e, st in ha.states().items() if e in demo and (
+        st["state"] == "unavailable" or (st["state"] == "unknown" and e.startswith("switch.")))],
          20, "a state for every entity")
     watch_until = time.monotonic() + 3 * EXPIRE
     while time.monotonic() < watch_until:
         now = ha.states()
         bad = [e for e in demo if now.get(e, {}).get("state") == "unavailable"]
         assert not bad, bad
+        time.sleep(0.5)
+
+    # --- a value the device stops reporting is unknown, not unavailable: the Victron's runtime (time-to-go),
+    # which it shows only while the battery discharges (the demo's load swings between charge and discharge) ---
+    def runtime_payload() -> str | None:
+        msg = watcher.last("demo_victron/bms/runtime")
+        return None if msg is None else msg.payload
+
+    def is_runtime(state: dict[str, Any]) -> bool:
+        name = state["attributes"].get("friendly_name", "")  # the device name may carry the model
+        return bool(state["entity_id"].startswith("sensor.") and (
+            name == "demo_victron Runtime" or name.endswith("(demo_victron) Runtime")))
+
+    # (the entity exists once the runtime was reported: the demo may start while charging)
+    runtime_id = wait(lambda: next((s["entity_id"] for s in ha.states().values() if is_runtime(s)), None), 130,
+                      "the Victron's runtime entity (the battery discharging once)", interval=1)
+    wait(lambda: runtime_payload() == "None", 130, "the Victron not discharging (its runtime published as None)",
+         interval=1)
+    wait(lambda: ha.state(runtime_id)["state"] == "unknown", 10, "the runtime unknown")  # type: ignore[index]
+    stopped = time.monotonic()
+    while time.monotonic() < stopped + 2 * EXPIRE and runtime_payload() == "None":  # (until discharging again)
+        # expire_after would have made it unavailable by now
+        assert ha.state(runtime_id)["state"] == "unknown", ha.state(runtime_id)  # type: ignore[index]
         time.sleep(0.5)
 
     # --- the energy meters are accepted by the Energy dashboard, as Home Assistant itself validates them ---
@@ -279,3 +304,17 @@ def test_the_discovery_key_tables_are_home_assistants() -> None:
     for component, accepted in ACCEPTED.items():
         assert set(accepted) == real[component], (component, set(accepted) ^ real[component])
     assert set(ACCEPTED_DEVICE) == real["device"] and set(ACCEPTED_ORIGIN) == real["origin"]
+
+
+def test_the_unknown_payload_is_home_assistants() -> None:
+    """The payload batmon sends for a value not reported (mqtt_util.UNKNOWN) is the one this Home Assistant's
+    MQTT sensor, binary sensor and switch turn into unknown (their PAYLOAD_NONE)."""
+    from mqtt_util import UNKNOWN  # noqa: PLC0415
+
+    if not (HAVENV / "bin" / "python").exists():
+        pytest.fail(f"no Home Assistant in {HAVENV}: run scripts/test-ha")
+    script = ("import json\nfrom homeassistant.components.mqtt import binary_sensor, sensor, switch\n"
+              "print(json.dumps([m.PAYLOAD_NONE for m in (sensor, binary_sensor, switch)]))")
+    out = subprocess.run([str(HAVENV / "bin" / "python"), "-c", script], capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    assert json.loads(out) == [UNKNOWN] * 3
