@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bmslib.sim.faults import FaultPlan
 
 EXIT_CONFIG = 2
+EXIT_NO_FRAME = 1  # `decode`: the input holds no complete frame
 DEMO_STATE_DIR = "demo-state"  # --demo without --state-dir keeps its state here
 SHUTDOWN_GRACE = 5.0  # [s] SIGTERM to exit
 
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- decode -----------------------------------------------------------------------------------------
 
 def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = None) -> int:
-    from bmslib.cli_decode import decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
+    from bmslib.cli_decode import NoCompleteFrame, decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
 
     types = device_types()
     if type_name not in types:
@@ -121,6 +122,9 @@ def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = N
         return EXIT_CONFIG
     try:
         result = decode_chunks(types[type_name], chunks, {"key": key} if key else {})
+    except NoCompleteFrame as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_NO_FRAME
     except ValueError as exc:
         print(f"--type: {exc}", file=sys.stderr)
         return EXIT_CONFIG
