@@ -115,6 +115,15 @@ def test_bad_config_is_refused_with_one_line_per_problem(tmp_path: Path) -> None
     assert "sample_period: must be > 0, got 0" in lines
 
 
+def test_a_bad_simulator_knob_is_one_line_and_status_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "options.yaml"
+    cfg.write_text("devices:\n  - {address: 'sim:b3?latency=0.3&drop_after=five', type: jbd}\n")
+    proc = run("--config", str(cfg))
+    assert proc.returncode == 2
+    assert proc.stderr == ("devices[0].address: 'sim:b3?latency=0.3&drop_after=five': drop_after=five: must be an "
+                           "integer\n")
+
+
 def test_missing_config_is_one_line(tmp_path: Path) -> None:
     proc = run(cwd=tmp_path)
     assert proc.returncode == 2

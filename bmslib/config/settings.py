@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
+from bmslib.sim.knobs import KnobValues
+
 #: Group device types (virtual devices built from other devices' samples) and how each combines its
 #: members: the one list of group types (config validation, the group driver, the add-on schema tests).
 GROUP_MODES: Final[Mapping[str, Literal["parallel", "serial"]]] = MappingProxyType(
@@ -38,7 +40,8 @@ class DeviceConfig:
 
     ``address`` is normalised: a MAC in upper case with ':', ``sim:<id>``, a CoreBluetooth UUID in
     upper case, a BLE name as written; for a group, the member list as written, with ``members``
-    holding the members' aliases. ``index`` is the entry's position in the file's list.
+    holding the members' aliases. ``index`` is the entry's position in the file's list. ``sim_knobs``: the
+    knobs of a ``sim:<id>?<knobs>`` address (:mod:`bmslib.sim.knobs`), whose ``address`` is ``sim:<id>``.
     """
 
     address: str
@@ -54,6 +57,7 @@ class DeviceConfig:
     members: tuple[str, ...]
     index: int
     soc_calibration_days: float | None = None  # None: the algorithm's default (14)
+    sim_knobs: KnobValues = ()
 
     @property
     def is_group(self) -> bool:
