@@ -72,7 +72,7 @@ class DeviceRuntime:
     meters_due: float = 0.0  # [monotonic s] when this device's meters go to the sinks next
 
 
-def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random,
+def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random, *,
                   bank: ParallelBank | None = None) -> Emulator:
     """A simulated device of ``device_type`` (used for ``sim:<id>``) with a battery of its own, or with a
     pack of ``bank`` (of the bank's cell count, sharing its load)."""
@@ -167,7 +167,7 @@ class App:
                     raise ValueError(f"type {cfg.type} has no emulator for {cfg.address}")
                 bank = bank_name(cfg.sim_knobs)
                 emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id),
-                                         radio.bank(bank) if bank is not None else None)
+                                         bank=radio.bank(bank) if bank is not None else None)
                 radio.add(emulator, sim_id=cfg.sim_id)
             set_faults(emulator.faults, cfg.sim_knobs)
             backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
