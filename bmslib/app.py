@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bmslib.algorithm import DEFAULT_CALIBRATION_DAYS, AlgorithmRunner, parse_algorithm
-from bmslib.ble.backend import SYSTEM, BleBackend
+from bmslib.ble.backend import BleBackend
 from bmslib.commands import CommandQueue, SwitchCommand
 from bmslib.config.settings import GROUP_MODES, AppConfig, DeviceConfig
 from bmslib.device import DeviceStatus
@@ -92,13 +92,14 @@ class App:
     """Runs the daemon for one :class:`AppConfig` until :meth:`request_stop` or the watchdog."""
 
     def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
-                 backend: BleBackend = SYSTEM, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
+                 backend: BleBackend | None = None, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
                  state_dir: Path | None = None, watchdog_timeout: float | None = None,
                  save_interval: float = STATE_SAVE_PERIOD, meter_period: float = METER_PUBLISH_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
-        self.backend = backend
+        self.backend = backend or BleBackend()
         self.radio = radio
+        self._sim_backend: BleBackend | None = None  # one for all simulated devices: they share its scanners
         self.state_dir = state_dir or Path(".")
         self.sign = OutputSign(config.invert_current)
         self.watchdog_timeout = watchdog_timeout or max(300.0, 10 * config.sample_period)
@@ -170,7 +171,9 @@ class App:
                                          bank=radio.bank(bank) if bank is not None else None)
                 radio.add(emulator, sim_id=cfg.sim_id)
             set_faults(emulator.faults, cfg.sim_knobs)
-            backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
+            if self._sim_backend is None:
+                self._sim_backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
+            backend = self._sim_backend
             address = emulator.address
         driver = dtype.driver(cfg, address=address, backend=backend, log=log)
         status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,

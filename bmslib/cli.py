@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bmslib import __version__
 from bmslib.algorithm import validate_algorithm
 from bmslib.config import DEFAULT_SEARCH, AppConfig, load_config, parse_config, read_options_file
-from bmslib.errors import BluetoothUnavailableError, ConfigError
+from bmslib.errors import BluetoothUnavailableError, BmsConnectError, BmsError, ConfigError
 from bmslib.family import DeviceType
 from bmslib.registry import device_types, type_infos
 
@@ -137,12 +137,12 @@ def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = N
 
 async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
     from bmslib.app import make_emulator  # noqa: PLC0415
-    from bmslib.ble.backend import SYSTEM, BleBackend, unavailable_reason  # noqa: PLC0415
+    from bmslib.ble.backend import BleBackend  # noqa: PLC0415
     from bmslib.ble.scan import scan  # noqa: PLC0415
     from bmslib.sim.radio import SimRadio  # noqa: PLC0415
 
     types = device_types()
-    backend = SYSTEM
+    backend = BleBackend()
     radio = None
     if demo:
         import random  # noqa: PLC0415
@@ -156,9 +156,8 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
         backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
     try:
         results = await scan(backend, types, timeout=timeout, adapter=adapter)
-    except Exception as exc:  # noqa: BLE001  (any BlueZ/D-Bus failure: one clear line, no traceback)
-        reason = (str(exc) if isinstance(exc, BluetoothUnavailableError) else unavailable_reason(exc)) \
-            or f"{type(exc).__name__}: {exc}"
+    except BmsError as exc:  # the BLE layer's errors (no adapter, BlueZ, D-Bus; the scan refused): one clear line
+        reason = exc.reason if isinstance(exc, BmsConnectError) else str(exc)
         print(f"scan failed: {reason}. Check the adapter, that BlueZ runs and that D-Bus is reachable.",
               file=sys.stderr)
         return 1

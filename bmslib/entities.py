@@ -33,6 +33,11 @@ MAX_TEXT = 255
 #: The energy meters and how each is presented (the meters themselves are computed elsewhere).
 METER_NAMES = ("total_energy_charge", "total_energy_discharge", "total_energy", "total_charge", "total_cycles")
 
+#: values published as they are, whatever ``decimals`` says
+_AS_IS = (bool, str)
+#: the types a value function passes on (bool is an int); a tuple, which isinstance checks faster than a union
+_SCALARS = (int, float, str)
+
 
 @dataclass(frozen=True, slots=True)
 class EntityDescription:
@@ -79,7 +84,9 @@ class EntityDescription:
             if self.decimals is None:
                 return value
             return round(value) if self.decimals == 0 else round(value, self.decimals) + 0.0
-        if value is None or isinstance(value, bool | str):
+        if type(value) is int:  # the next most common case (same result as below: round() of an int is itself)
+            return value if not self.decimals else round(float(value), self.decimals) + 0.0
+        if value is None or isinstance(value, _AS_IS):
             return value
         if isinstance(value, float) and not math.isfinite(value):
             return None
@@ -95,7 +102,7 @@ class EntityDescription:
 def _attr(name: str) -> ValueFn:
     def get(s: Sample, st: DeviceStatus, sign: OutputSign) -> Value | None:
         v = getattr(s, name)
-        return v if isinstance(v, int | float | str | bool) else None
+        return v if isinstance(v, _SCALARS) else None
     return get
 
 

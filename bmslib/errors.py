@@ -42,6 +42,15 @@ class DeviceNotFoundError(BmsConnectError):
     """The device was not seen by the scanner (out of range, powered off, connected elsewhere)."""
 
 
+class CharacteristicNotFoundError(BmsConnectError):
+    """The connected device has no characteristic ``uuid`` (another device type, another firmware, or a
+    GATT service switched off); drivers that know alternatives try them."""
+
+    def __init__(self, address: str, uuid: str) -> None:
+        super().__init__(address, f"characteristic {uuid} not found; is this the right device type?")
+        self.uuid = uuid
+
+
 class BmsTimeoutError(BmsError, TimeoutError):
     """A request got no (valid) reply within its timeout."""
 
@@ -52,6 +61,21 @@ class BmsDisconnectedError(BmsError, ConnectionError):
 
 class BmsAuthError(BmsError, PermissionError):
     """The device refused our credentials (PIN, password, key)."""
+
+
+class GattError(BmsError):
+    """A GATT operation (read, write, subscribe, pair) failed while the link stayed up: the device or the
+    host's Bluetooth stack refused it. ``action`` says what was tried, ``reason`` what the stack said."""
+
+    def __init__(self, action: str, reason: str) -> None:
+        super().__init__(f"{action} failed: {reason}")
+        self.action = action
+        self.reason = reason
+
+
+class GattAuthError(GattError, BmsAuthError):
+    """A GATT operation was refused for want of pairing or encryption (the link is not bonded, or the bond
+    or PIN is wrong)."""
 
 
 class BluetoothUnavailableError(BmsError):

@@ -16,7 +16,7 @@ import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 #: Names of the switches a device may offer.
 SWITCH_NAMES = ("charge", "discharge", "balance")
@@ -36,14 +36,19 @@ class DeviceInfo:
     name: str | None = None
 
     def merged(self, other: DeviceInfo | None) -> DeviceInfo:
-        """Fields of ``other`` override ours where they are set."""
-        if other is None:
+        """Fields of ``other`` override ours where they are set. ``self`` itself when that changes nothing
+        (the sampler merges the driver's info at every sample; it rarely changes)."""
+        if other is None or other is self:
             return self
-        changes = {f.name: v for f in dataclasses.fields(other) if (v := getattr(other, f.name)) is not None}
-        return dataclasses.replace(self, **changes)
+        changes = {name: v for name in _INFO_FIELDS
+                   if (v := getattr(other, name)) is not None and v != getattr(self, name)}
+        return dataclasses.replace(self, **changes) if changes else self
 
     def as_dict(self) -> dict[str, str]:
         return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+_INFO_FIELDS = tuple(f.name for f in dataclasses.fields(DeviceInfo))
 
 
 class Reading(TypedDict, total=False):
@@ -85,9 +90,11 @@ def merge_readings(*readings: Reading) -> Reading:
     return out
 
 
-def _finite(x: float | None) -> float | None:
-    """``x`` if it is a finite number (``-0.0`` normalised to ``0.0``), else None."""
-    return x + 0.0 if x is not None and math.isfinite(x) else None
+#: fields :meth:`Sample.build` makes floats (non-finite: None), and the series it makes tuples of finite floats
+_NUMBER_FIELDS = frozenset({"voltage", "current", "power", "soc", "charge", "capacity", "mos_temperature",
+                            "balance_current", "soh", "uptime", "runtime"})
+_SERIES_FIELDS = frozenset({"temperatures", "cell_voltages"})
+_MAPPING_FIELDS = frozenset({"switches", "extra"})  # copied into dicts of their own
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +128,18 @@ class Sample:
         Derivations, in order: voltage = sum of cells; power = voltage x current; charge = soc x
         capacity; soc = charge / capacity. Non-finite numbers become ``None``.
         """
-        r: dict[str, Any] = {k: v for k, v in reading.items() if k != "device_info"}
-        for key in ("voltage", "current", "power", "soc", "charge", "capacity", "mos_temperature",
-                    "balance_current", "soh", "uptime", "runtime"):
-            if key in r:
-                r[key] = _finite(float(r[key]))
-        for key in ("temperatures", "cell_voltages"):
-            if key in r and r[key] is not None:
-                r[key] = tuple(float(v) for v in r[key] if math.isfinite(v))
+        isfinite = math.isfinite
+        r: dict[str, Any] = {}
+        for key, value in cast("Mapping[str, Any]", reading).items():
+            if key in _NUMBER_FIELDS:
+                x = float(value)
+                r[key] = x + 0.0 if isfinite(x) else None  # -0.0 becomes 0.0
+            elif key in _SERIES_FIELDS:
+                r[key] = None if value is None else tuple([float(v) for v in value if isfinite(v)])
+            elif key in _MAPPING_FIELDS:
+                r[key] = dict(value)
+            elif key != "device_info":
+                r[key] = value
         cells = r.get("cell_voltages")
         if r.get("voltage") is None and cells:
             r["voltage"] = round(sum(cells), 3)
@@ -139,10 +150,6 @@ class Sample:
             r["charge"] = r["soc"] * cap / 100.0
         if r.get("soc") is None and r.get("charge") is not None and cap:
             r["soc"] = max(0.0, min(100.0, r["charge"] / cap * 100.0))
-        if "switches" in r:
-            r["switches"] = dict(r["switches"])
-        if "extra" in r:
-            r["extra"] = dict(r["extra"])
         return cls(timestamp=timestamp, mono=mono, **r)
 
     def scaled_current(self, factor: float) -> Sample:

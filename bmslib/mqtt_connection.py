@@ -6,9 +6,11 @@ the loop. Only the TCP connect and the TLS handshake run in an executor thread. 
 in the background, retried with exponential back-off while the broker is down and re-made forever.
 
 QoS 0 messages (the states, most of the traffic) are framed here as MQTT 3.1.1 PUBLISH packets and
-handed to paho together, once per turn of the event loop, as one buffer on paho's write queue: paho's
-``publish()`` costs about 15 us of Python per message (a message-info object with its own condition
-variable, a lock for the message id, logging) and writes each message with a system call of its own.
+handed to paho together, once per turn of the event loop, as one buffer on paho's write queue, which is
+then written at once (paho's public ``loop_write``): paho's ``publish()`` costs about 15 us of Python per
+message (a message-info object with its own condition variable, a lock for the message id, logging) and
+writes each message with a system call of its own. The framed form of each topic is kept, so a state
+costs the framing of its payload only.
 Anything else (QoS 1, subscriptions, pings) goes through paho as usual, after the pending states, so
 the order of messages is kept. The write queue is paho's private ``_packet_queue`` (paho-mqtt is
 pinned); when it is not there as expected, every message goes through ``publish()``.
@@ -38,28 +40,42 @@ ONLINE, OFFLINE = "online", "offline"
 _PUBLISH = 0x30  # MQTT control packet type 3, in the high nibble of the first byte
 _MAX_REMAINING = 268_435_455  # the largest remaining length four bytes can encode
 _FLUSH_BYTES = 64 * 1024  # hand pending states to paho at once beyond this
+_TOPIC_CACHE = 20_000  # framed topic names kept per connection (a device has a few dozen state topics)
+
+
+def topic_field(topic: str) -> bytes:
+    """The topic name of a PUBLISH packet as it is framed (two length bytes, then UTF-8). Raises ValueError for
+    a topic a publisher may not use (empty, wildcards, NUL, longer than 65535 bytes)."""
+    if not topic or "+" in topic or "#" in topic or "\0" in topic:
+        raise ValueError(f"invalid topic {topic!r}")
+    t = topic.encode()
+    if len(t) > 0xFFFF:
+        raise ValueError("topic longer than 65535 bytes")
+    return len(t).to_bytes(2, "big") + t
+
+
+def fixed_header(remaining: int, retain: bool) -> bytes:
+    """The fixed header of a QoS 0 PUBLISH packet whose variable header and payload are ``remaining`` bytes.
+    Raises ValueError beyond the largest length MQTT can encode."""
+    first = _PUBLISH | 1 if retain else _PUBLISH
+    if remaining < 128:  # one length byte: nearly every state
+        return bytes((first, remaining))
+    if remaining > _MAX_REMAINING:
+        raise ValueError("payload too large for one MQTT packet")
+    head = bytearray((first,))
+    while True:
+        remaining, digit = divmod(remaining, 128)
+        head.append(digit | 0x80 if remaining else digit)
+        if not remaining:
+            return bytes(head)
 
 
 def publish_packet(topic: str, payload: str, retain: bool) -> bytes:
     """One MQTT 3.1.1 PUBLISH packet at QoS 0 (no packet identifier). Raises ValueError for a topic a
     publisher may not use (empty, wildcards, NUL, longer than 65535 bytes) or a packet too large."""
-    if not topic or "+" in topic or "#" in topic or "\0" in topic:
-        raise ValueError(f"invalid topic {topic!r}")
-    t = topic.encode()
+    t = topic_field(topic)
     p = payload.encode()
-    if len(t) > 0xFFFF:
-        raise ValueError("topic longer than 65535 bytes")
-    n = 2 + len(t) + len(p)
-    if n > _MAX_REMAINING:
-        raise ValueError("payload too large for one MQTT packet")
-    head = bytearray((_PUBLISH | 1 if retain else _PUBLISH,))
-    while True:
-        n, digit = divmod(n, 128)
-        head.append(digit | 0x80 if n else digit)
-        if not n:
-            break
-    head += len(t).to_bytes(2, "big")
-    return bytes(head) + t + p
+    return fixed_header(len(t) + len(p), retain) + t + p
 
 
 def _can_queue_packets(client: paho.Client) -> bool:
@@ -132,6 +148,9 @@ class MqttConnection:
         self._pending = bytearray()  # QoS 0 PUBLISH packets not yet handed to paho
         self._pending_count = 0
         self._flush_scheduled = False
+        self._topics: dict[str, bytes] = {}  # topic -> its framed form (topic_field), for the states' topics
+        self._queueing = False  # flush() is handing packets to paho and writes them itself right after
+        self._in_paho = False  # in loop_read/loop_write/loop_misc (paho's callbacks run then): no write of ours
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         c.enable_logger(logging.getLogger("batmon.mqtt.paho"))
         c.connect_timeout = 5.0
@@ -170,11 +189,20 @@ class MqttConnection:
             return False
         if qos == 0 and self._batching and self._loop is not None:
             try:
-                packet = publish_packet(topic, payload, retain)
+                t = self._topics.get(topic)
+                if t is None:
+                    t = topic_field(topic)
+                    if len(self._topics) < _TOPIC_CACHE:
+                        self._topics[topic] = t
+                p = payload.encode()
+                head = fixed_header(len(t) + len(p), retain)
             except ValueError as exc:
                 _LOG.warning("publish to %s failed: %s", topic, exc)
                 return False
-            self._pending += packet
+            pending = self._pending
+            pending += head
+            pending += t
+            pending += p
             self._pending_count += 1
             if len(self._pending) >= _FLUSH_BYTES:
                 self.flush()
@@ -200,6 +228,11 @@ class MqttConnection:
         self._pending_count = 0
         if not self.connected:
             return  # QoS 0: dropped, as paho does while disconnected; states are re-sent on connect
+        # Outside paho's own calls, write now what the socket takes (usually all of it), rather than on the next
+        # turn of the loop once the socket is reported writable: that costs two epoll_ctl calls and a wake-up
+        # per flush. (Inside them, paho may hold a lock its error handling takes again.)
+        direct = not self._in_paho
+        self._queueing = direct  # paho's request to watch the socket for writing is then not needed
         try:
             self.client._packet_queue(paho.PUBLISH, data, 0, 0, paho.MQTTMessageInfo(0))
         except Exception:  # noqa: BLE001  (paho's internals changed: fall back to publish(); logged)
@@ -207,8 +240,14 @@ class MqttConnection:
                            count)
             self._batching = False
             return
+        finally:
+            self._queueing = False
         if _LOG.isEnabledFor(logging.DEBUG):
             _LOG.debug("sending %d state message(s), %d bytes", count, len(data))
+        if direct:
+            self._writable()
+            if self._sock is not None and self.client.want_write():  # paho does not ask again: watch here
+                self._want_write(self._sock, True)
 
     def subscribe(self, topics: Iterable[str], qos: int = 1) -> None:
         self.flush()
@@ -271,10 +310,13 @@ class MqttConnection:
         while True:
             await asyncio.sleep(1.0)
             if not self._connecting and self.client.socket() is not None:
+                self._in_paho = True
                 try:
                     self.client.loop_misc()
                 except Exception:  # noqa: BLE001  (paho must not end the timer; logged with traceback)
                     _LOG.exception("MQTT keepalive handling failed")
+                finally:
+                    self._in_paho = False
 
     # --- paho callbacks (on the loop thread, except socket open/register during a connect) ---
     def _on_connect(self, client: paho.Client, userdata: object, flags: object, reason: Any,
@@ -322,6 +364,8 @@ class MqttConnection:
         self._on_loop(self._unwatch)
 
     def _on_register_write(self, client: paho.Client, userdata: object, sock: Any) -> None:
+        if self._queueing and threading.get_ident() == self._loop_thread:
+            return  # flush() writes, and watches the socket itself if not all was written
         self._on_loop(lambda: self._want_write(sock, True))
 
     def _on_unregister_write(self, client: paho.Client, userdata: object, sock: Any) -> None:
@@ -365,6 +409,7 @@ class MqttConnection:
                 self._loop.remove_writer(sock)
 
     def _readable(self) -> None:
+        self._in_paho = True
         try:
             rc = self.client.loop_read()
             sock = self.client.socket()
@@ -374,9 +419,14 @@ class MqttConnection:
                 rc = self.client.loop_read()
         except Exception:  # noqa: BLE001  (must not escape into the event loop; logged with traceback)
             _LOG.exception("MQTT read failed")
+        finally:
+            self._in_paho = False
 
     def _writable(self) -> None:
+        self._in_paho = True
         try:
             self.client.loop_write()
         except Exception:  # noqa: BLE001  (must not escape into the event loop; logged with traceback)
             _LOG.exception("MQTT write failed")
+        finally:
+            self._in_paho = False

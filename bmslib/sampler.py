@@ -8,24 +8,38 @@ Each device runs its own loop at a fixed rate. Isolation between devices:
 * In serial mode (``concurrent_sampling: false``) reads are serialised by a read lock, so one slow or
   dead device delays the others by at most its own read timeout; in concurrent mode they overlap.
 * Switch commands are queued and run between two reads, never in the middle of a request.
+
+Errors: the BLE layer turns the radio's errors into :class:`~bmslib.errors.BmsError` subclasses, so that
+family is all a failing device raises. Every call into the driver goes through :meth:`DeviceSampler._attempt`,
+the one place that catches it. Any other exception is a bug: it is logged with its traceback (by the connect
+or by the sampling loop) and sampling goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-from bleak.exc import BleakError
+from typing import TypeVar
 
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
-from bmslib.errors import BluetoothUnavailableError, BmsAuthError, BmsError, DeviceNotFoundError, UnavailableError
+from bmslib.errors import (
+    BluetoothUnavailableError,
+    BmsAuthError,
+    BmsError,
+    BmsTimeoutError,
+    DeviceNotFoundError,
+    UnavailableError,
+)
 from bmslib.model import Sample
+
+T = TypeVar("T")
 
 SampleCallback = Callable[[DeviceStatus, Sample], Awaitable[None]]
 #: where a read that failed with UnavailableError goes: (the device, why), for the App to report it unavailable
@@ -100,12 +114,19 @@ class DeviceSampler:
                 self.wakeup.clear()
                 if stop.is_set():
                     break
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, next_at - self.clock())):
-                        await self.wakeup.wait()
+                await self._wait(max(0.0, next_at - self.clock()))
         finally:
             stopper.cancel()
         await self.close()
+
+    async def _wait(self, seconds: float) -> None:
+        """Until ``seconds`` have passed or :attr:`wakeup` is set. A timer sets the event: cheaper, once per
+        sample, than a timeout, which ends the wait by cancelling the task."""
+        timer = asyncio.get_running_loop().call_later(seconds, self.wakeup.set)
+        try:
+            await self.wakeup.wait()
+        finally:
+            timer.cancel()
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -151,25 +172,13 @@ class DeviceSampler:
         if self.clock() < self._retry_at:
             return False
         try:
-            await self.driver.prepare()  # a scan for a missing device must not hold the others' connects
-            async with self.connect_lock:
-                await self.driver.connect()
-        except DeviceNotFoundError as exc:
-            self._back_off(f"not found: {exc.reason}")
+            failed = await self._attempt(self._prepare_and_connect, what="connect")
+        except Exception as exc:  # a bug: logged with its traceback, and the device is tried again later
+            self.log.exception("unexpected error while connecting")
+            self._back_off(f"connect failed: {type(exc).__name__}: {exc}", quiet=True)
             return False
-        except BluetoothUnavailableError as exc:
-            if not self._unavailable_logged:
-                self.log.error(  # noqa: TRY400  (one clear line; the traceback would not help the user)
-                    "Bluetooth is not available (%s). Check that the host has a Bluetooth adapter, that BlueZ "
-                    "runs, and that the add-on may use D-Bus.", exc)
-                self._unavailable_logged = True
-            self._back_off(f"Bluetooth unavailable: {exc}", quiet=True)
-            return False
-        except BmsAuthError as exc:
-            self._back_off(f"authentication failed: {exc}")
-            return False
-        except (BmsError, BleakError, OSError, TimeoutError, EOFError) as exc:
-            self._back_off(f"connect failed: {exc}")
+        if isinstance(failed, BmsError):
+            self._connect_failed(failed)
             return False
         self._backoff = 0.0
         self._retry_at = 0.0
@@ -180,6 +189,43 @@ class DeviceSampler:
         self.log.info("connected")
         return True
 
+    async def _prepare_and_connect(self) -> None:
+        await self.driver.prepare()  # a scan for a missing device must not hold the others' connects
+        async with self.connect_lock:
+            await self.driver.connect()
+
+    def _connect_failed(self, exc: BmsError) -> None:
+        """One log line a person can act on, the status, and the back-off."""
+        if isinstance(exc, DeviceNotFoundError):
+            self._back_off(f"not found: {exc.reason}")
+        elif isinstance(exc, BluetoothUnavailableError):
+            if not self._unavailable_logged:
+                self.log.error("Bluetooth is not available (%s). Check that the host has a Bluetooth adapter, that "
+                               "BlueZ runs, and that the add-on may use D-Bus.", exc)
+                self._unavailable_logged = True
+            self._back_off(f"Bluetooth unavailable: {exc}", quiet=True)
+        elif isinstance(exc, BmsAuthError):
+            self._back_off(f"authentication failed: {exc}")
+        else:
+            self._back_off(f"connect failed: {exc}")
+
+    async def _attempt(self, call: Callable[[], Awaitable[T]], *, what: str, timeout: float | None = None,
+                       exclusive: bool = False) -> T | BmsError:
+        """Run one call into the driver and return its result, or the BmsError it raised: the one place the
+        sampler catches errors. ``timeout``: the sampler's own limit, which becomes a BmsTimeoutError
+        ("<what> took longer than ..."). ``exclusive``: hold the read slot (serial mode) for the call.
+        Any other exception is a bug and propagates."""
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with self._read_slot() if exclusive else contextlib.nullcontext(), deadline:
+                return await call()
+        except BmsError as exc:
+            return exc
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            return BmsTimeoutError(f"{what} took longer than {timeout:g} s")
+
     def _back_off(self, message: str, *, quiet: bool = False) -> None:
         self._backoff = min(self.policy.backoff_cap, max(self.policy.backoff_start, self._backoff * 2))
         self._retry_at = self.clock() + self._backoff
@@ -189,18 +235,15 @@ class DeviceSampler:
 
     # --- reading ---
     async def _read(self) -> Sample | None:
-        try:
-            async with self._read_slot(), asyncio.timeout(self.policy.read_timeout):
-                reading = await self.driver.read()
-        except (BmsError, BleakError, OSError, TimeoutError, EOFError) as exc:
-            msg = str(exc) or type(exc).__name__
-            if isinstance(exc, TimeoutError) and not isinstance(exc, BmsError):
-                msg = f"read took longer than {self.policy.read_timeout:g} s"
+        reading = await self._attempt(self.driver.read, what="read", timeout=self.policy.read_timeout,
+                                      exclusive=True)
+        if isinstance(reading, BmsError):
+            msg = str(reading) or type(reading).__name__
             self.status.record_error(msg)
             if msg != self._last_error_logged:
                 self.log.warning("read failed: %s", msg)
                 self._last_error_logged = msg
-            if isinstance(exc, UnavailableError) and self.unavailable is not None:
+            if isinstance(reading, UnavailableError) and self.unavailable is not None:
                 self.unavailable.put_nowait((self.status, msg))
             if self.status.consecutive_errors >= ERRORS_BEFORE_RECONNECT and self.driver.is_connected:
                 self.log.info("%d reads failed in a row; reconnecting", self.status.consecutive_errors)
@@ -226,11 +269,10 @@ class DeviceSampler:
         while self.commands:
             name, on = self.commands.popleft()
             word = "on" if on else "off"
-            try:
-                async with self._read_slot(), asyncio.timeout(self.policy.read_timeout):
-                    await self.driver.set_switch(name, on)
-            except (BmsError, BleakError, OSError, TimeoutError, EOFError) as exc:
-                self.log.warning("switch %s %s failed: %s", name, word, exc or type(exc).__name__)
+            failed = await self._attempt(functools.partial(self.driver.set_switch, name, on), what="the command",
+                                         timeout=self.policy.read_timeout, exclusive=True)
+            if isinstance(failed, BmsError):
+                self.log.warning("switch %s %s failed: %s", name, word, failed or type(failed).__name__)
                 continue
             deadline = self.clock() + SWITCH_CONFIRM_TIMEOUT
             while True:

@@ -25,6 +25,7 @@ from bleak.backends.scanner import AdvertisementData
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bmslib.ble.adverts import advertisement_of
 from bmslib.ble.scan import classify
 from bmslib.bms.victron.driver import VictronAdvDriver, VictronGattDriver
 from bmslib.bms.victron.emulator import DEMO_KEY_HEX
@@ -192,7 +193,7 @@ def test_victron_advertisement_callback_never_raises(victron_drivers: dict[str, 
     device = BLEDevice(address, name, {})
     adv = AdvertisementData(local_name=name, manufacturer_data=mfr, service_data={}, service_uuids=[],
                             tx_power=None, rssi=rssi if rssi is not None else -127, platform_data=())
-    driver._on_advertisement(device, adv)
+    driver._on_advertisement(advertisement_of(device, adv))  # as the BLE layer's shared scanner hands it over
     assert len(driver._notes_logged) <= 32
     if driver._latest is not None:
         plausible_if_published(dict(driver._latest))

@@ -8,12 +8,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bmslib.ble.backend import BleBackend, adapter_name
+from bmslib.ble.adapter import adapter_name
+from bmslib.ble.backend import BleBackend
+from bmslib.ble.radio_errors import RADIO_ERRORS, connect_error
 from bmslib.protocol.base import AdvertisementMatcher
 
 
 class Matchable(Protocol):
-    """What scanning needs of a device type (:class:`bmslib.family.DeviceType` is one)."""
+    """What scanning needs of a device type (:class:`bmslib.family.DeviceType` is one): its name and the
+    matchers of its advertisements. The BLE layer does not import the families, which sit above it."""
 
     @property
     def name(self) -> str: ...
@@ -55,15 +58,21 @@ def classify(address: str, name: str | None, service_uuids: list[str], manufactu
 
 async def scan(backend: BleBackend, types: Mapping[str, Matchable], *, timeout: float = 10.0,
                adapter: str | None = None) -> list[ScanResult]:
-    """Scan for ``timeout`` seconds; strongest signal first."""
+    """Scan for ``timeout`` seconds; strongest signal first.
+
+    Raises BluetoothUnavailableError (no adapter, BlueZ or D-Bus) or BmsConnectError (the scan failed).
+    """
     seen: dict[str, ScanResult] = {}
     if adapter and not backend.simulated:
         adapter = await adapter_name(adapter)
-    async with backend.scanner(adapter=adapter) as scanner:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                async for dev, adv in scanner.advertisement_data():
-                    name = adv.local_name or dev.name
-                    kinds, notes = classify(dev.address, name, adv.service_uuids, adv.manufacturer_data, types)
-                    seen[dev.address] = ScanResult(dev.address, name, adv.rssi, kinds, notes)
+    try:
+        async with backend.scanner(adapter=adapter) as scanner:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    async for dev, adv in scanner.advertisement_data():
+                        name = adv.local_name or dev.name
+                        kinds, notes = classify(dev.address, name, adv.service_uuids, adv.manufacturer_data, types)
+                        seen[dev.address] = ScanResult(dev.address, name, adv.rssi, kinds, notes)
+    except RADIO_ERRORS as exc:
+        raise connect_error(exc, adapter or "default adapter") from exc
     return sorted(seen.values(), key=lambda r: -(r.rssi if r.rssi is not None else -999))

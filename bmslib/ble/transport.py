@@ -6,6 +6,9 @@ characteristic allows, pairs each request with its reply under a per-request tim
 the device dropping the link at any moment: pending requests fail at once (not after their
 timeout) and :meth:`BleTransport.disconnect` is idempotent. The bleak backend is injected
 (:class:`~bmslib.ble.backend.BleBackend`), so the simulator runs the same code paths.
+
+Every error of bleak, bleak-retry-connector, D-Bus or the OS leaves the transport as one of the project's
+types (:mod:`bmslib.ble.radio_errors` says which): each public method says what it raises.
 """
 
 from __future__ import annotations
@@ -13,22 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
-from bleak.exc import BleakDeviceNotFoundError, BleakError
-from bleak_retry_connector import BleakNotFoundError, establish_connection
+from bleak_retry_connector import establish_connection
 
-from bmslib.ble.backend import BleBackend, adapter_name, unavailable_reason
+from bmslib.ble.adapter import adapter_name
+from bmslib.ble.address import AddressMatcher
+from bmslib.ble.backend import BleBackend
+from bmslib.ble.radio_errors import RADIO_ERRORS, connect_error, gatt_error
 from bmslib.errors import (
-    BluetoothUnavailableError,
     BmsConnectError,
     BmsDisconnectedError,
     BmsTimeoutError,
+    CharacteristicNotFoundError,
     DeviceNotFoundError,
 )
 from bmslib.protocol.base import FrameAssembler
@@ -49,6 +54,7 @@ class BleTransport:
                  adapter: str | None = None, debug: bool = False, connect_timeout: float = 20.0,
                  scan_timeout: float = 10.0, connect_attempts: int = 3, pair: bool = False) -> None:
         self.address = address
+        self.matcher = AddressMatcher(address)
         self.backend = backend
         self.adapter = adapter
         self.debug = debug
@@ -71,43 +77,50 @@ class BleTransport:
     # --- connection ---
     @property
     def is_connected(self) -> bool:
+        """The link is up. Raises nothing."""
         return self._client is not None and self._client.is_connected
 
     async def resolve(self) -> BLEDevice:
-        """Find the device by scanning (MAC or advertised name). Raises DeviceNotFoundError."""
+        """Find the device by scanning (:class:`~bmslib.ble.address.AddressMatcher`: MAC or advertised name).
+
+        Raises DeviceNotFoundError (not seen within ``scan_timeout``; the message lists what was seen),
+        BluetoothUnavailableError (no adapter, BlueZ or D-Bus) or BmsConnectError (the scan failed).
+        """
         if self.adapter and not self.backend.simulated:
             self.adapter = await adapter_name(self.adapter)  # a MAC becomes hciN, once
         want = self.address
-        is_mac = len(want) == 17 and want.count(":") == 5
         seen: dict[str, tuple[str | None, int]] = {}
         found: BLEDevice | None = None
+        scan_timeout = asyncio.timeout(self.scan_timeout)
         try:
-            async with self.backend.scanner(adapter=self.adapter) as scanner:
-                async with asyncio.timeout(self.scan_timeout):
-                    async for dev, adv in scanner.advertisement_data():
-                        seen[dev.address] = (adv.local_name or dev.name, adv.rssi)
-                        hit = dev.address.upper() == want.upper() if is_mac else want in (adv.local_name, dev.name)
-                        if hit:
-                            found, self.rssi = dev, adv.rssi
-                            break
-        except TimeoutError:
-            pass
-        except (BleakError, OSError) as exc:
-            if (reason := unavailable_reason(exc)) is not None:
-                raise BluetoothUnavailableError(reason) from exc
-            raise BmsConnectError(want, f"scan failed: {exc}") from exc
+            async with self.backend.scanner(adapter=self.adapter) as scanner, scan_timeout:
+                async for dev, adv in scanner.advertisement_data():
+                    seen[dev.address] = (adv.local_name or dev.name, adv.rssi)
+                    if self.matcher.matches(dev.address, adv.local_name, dev.name):
+                        found, self.rssi = dev, adv.rssi
+                        break
+        except RADIO_ERRORS as exc:
+            if not (isinstance(exc, TimeoutError) and scan_timeout.expired()):
+                raise connect_error(exc, want, doing="scan failed: ") from exc
         if found is None:
             others = ", ".join(f"{a} ({n or '?'}, {r} dBm)" for a, (n, r) in sorted(seen.items())) or "nothing"
             raise DeviceNotFoundError(want, f"not seen within {self.scan_timeout:g} s; seen: {others}")
         return found
 
     async def locate(self) -> None:
-        """Scan for the device unless it is known (connected, or found by an earlier scan)."""
+        """Scan for the device unless it is known (connected, or found by an earlier scan).
+
+        Raises what :meth:`resolve` raises.
+        """
         if self.device is None and not self.is_connected:
             self.device = await self.resolve()
 
     async def connect(self) -> None:
-        """Resolve (first time) and connect. Raises DeviceNotFoundError / BmsConnectError."""
+        """Resolve (first time) and connect, with retries under the connect timeout; a no-op when connected.
+
+        Raises DeviceNotFoundError (not seen, or gone when connecting), BluetoothUnavailableError (no
+        adapter, BlueZ or D-Bus) or BmsConnectError (any other failure: refused, timed out, out of slots).
+        """
         if self.is_connected:
             return
         await self.locate()
@@ -122,25 +135,23 @@ class BleTransport:
                 client = await establish_connection(
                     BleakClient, self.device, self.address, disconnected_callback=self._disconnected,
                     max_attempts=self.connect_attempts, pair=self.pair, **kwargs)
-        except (BleakNotFoundError, BleakDeviceNotFoundError) as exc:
-            self.device = None  # scan again next time: the address or name may resolve elsewhere
-            raise DeviceNotFoundError(self.address, str(exc)) from exc
         except TimeoutError as exc:
             raise BmsConnectError(self.address, f"connect timed out after {self.connect_timeout:g} s") from exc
-        except (BleakError, OSError, EOFError) as exc:
-            if (reason := unavailable_reason(exc)) is not None:
-                raise BluetoothUnavailableError(reason) from exc
-            raise BmsConnectError(self.address, str(exc) or type(exc).__name__) from exc
+        except RADIO_ERRORS as exc:
+            error = connect_error(exc, self.address)
+            if isinstance(error, DeviceNotFoundError):
+                self.device = None  # scan again next time: the address or name may resolve elsewhere
+            raise error from exc
         self._client = client
         for asm in self._assemblers.values():
             asm.reset()
 
     async def disconnect(self) -> None:
-        """Idempotent; fails pending requests at once."""
+        """Idempotent; fails pending requests at once. Raises nothing (a failing disconnect is ignored)."""
         client, self._client = self._client, None
         self._fail_pending(BmsDisconnectedError(f"{self.address}: disconnected"))
         if client is not None:
-            with contextlib.suppress(BleakError, OSError, EOFError, TimeoutError):
+            with contextlib.suppress(*RADIO_ERRORS):
                 async with asyncio.timeout(5):
                     await client.disconnect()
 
@@ -171,7 +182,11 @@ class BleTransport:
 
     # --- GATT ---
     def characteristic(self, uuid: str, want: str) -> BleakGATTCharacteristic:
-        """The characteristic ``uuid`` having property ``want`` (some devices list a UUID twice)."""
+        """The characteristic ``uuid`` having property ``want`` (some devices list a UUID twice); for the
+        BLE layer (drivers ask :meth:`properties`).
+
+        Raises BmsDisconnectedError (not connected) or CharacteristicNotFoundError.
+        """
         client = self._require()
         candidates = [c for s in client.services for c in s.characteristics if c.uuid == uuid]
         for c in candidates:
@@ -179,26 +194,44 @@ class BleTransport:
                 return c
         if candidates:
             return candidates[0]
-        raise BmsConnectError(self.address, f"characteristic {uuid} not found; is this the right device type?")
+        raise CharacteristicNotFoundError(self.address, uuid)
+
+    def properties(self, uuid: str, want: str = "read") -> frozenset[str]:
+        """The GATT properties (bleak's names: read, write, write-without-response, notify, indicate) of the
+        connected device's characteristic ``uuid``; of the one having property ``want`` where the device lists
+        the UUID twice. Tells a driver whether the device has the characteristic, and what it can do.
+
+        Raises BmsDisconnectedError (not connected) or CharacteristicNotFoundError.
+        """
+        return frozenset(self.characteristic(uuid, want).properties)
 
     async def subscribe(self, uuid: str, assembler: FrameAssembler) -> None:
-        """Notifications of ``uuid`` are assembled into frames and matched to requests."""
+        """Notifications of ``uuid`` are assembled into frames and matched to requests.
+
+        Raises CharacteristicNotFoundError, BmsDisconnectedError, or GattError (GattAuthError: refused for
+        want of pairing) when the device or the stack refuses the subscription.
+        """
         client = self._require()
         self._assemblers[uuid] = assembler
         char = self.characteristic(uuid, "notify")
-        await self._gatt(client.start_notify(char, lambda _c, data: self._on_chunk(uuid, data)))
+        await self._gatt(f"subscribe {uuid}", client.start_notify(char, lambda _c, data: self._on_chunk(uuid, data)))
 
     async def subscribe_raw(self, uuid: str, callback: Callable[[bytes], None]) -> None:
-        """Notifications of ``uuid`` go to ``callback`` as they are (one value per notification)."""
+        """Notifications of ``uuid`` go to ``callback`` as they are (one value per notification).
+
+        Raises what :meth:`subscribe` raises.
+        """
         client = self._require()
         self._raw[uuid] = callback
         char = self.characteristic(uuid, "notify")
-        await self._gatt(client.start_notify(char, lambda _c, data: self._on_raw(uuid, data)))
+        await self._gatt(f"subscribe {uuid}", client.start_notify(char, lambda _c, data: self._on_raw(uuid, data)))
 
     async def write(self, uuid: str, data: bytes, *, response: bool | None = None, secret: bool = False) -> None:
         """Write; ``response=None`` uses write-without-response when the characteristic offers it.
 
         ``secret``: the bytes carry a credential (PIN, password) and are never logged, not even with debug.
+        Raises CharacteristicNotFoundError, BmsDisconnectedError (not connected, or the link dropped),
+        BmsTimeoutError (the stack did not answer) or GattError (GattAuthError: refused for want of pairing).
         """
         client = self._require()
         char = self.characteristic(uuid, "write")
@@ -206,35 +239,46 @@ class BleTransport:
             response = "write-without-response" not in char.properties
         if self.debug:
             self.log.debug("TX %s", f"<{len(data)} bytes with a credential, not shown>" if secret else data.hex())
-        await self._gatt(client.write_gatt_char(char, data, response=response))
+        await self._gatt(f"write {uuid}", client.write_gatt_char(char, data, response=response))
 
-    async def bond(self, **kwargs: Any) -> None:
+    async def bond(self, **kwargs: Any) -> bool:
         """Pair (bond) with the connected device through bleak's ``pair()``; a no-op if already bonded.
 
         ``kwargs`` go to the bleak backend as they are and are never logged (they may carry a PIN):
         the simulator hands them to the emulator, bleak's BlueZ backend accepts and ignores them.
-        Raises BmsDisconnectedError if the link drops, otherwise bleak's own errors.
+        Returns False where the platform cannot pair on request (macOS pairs by itself when a value needs
+        it), else True. Raises BmsDisconnectedError if the link drops, otherwise GattError (GattAuthError
+        when the device refused the pairing or the PIN).
         """
         client = self._require()
-        await self._gatt(client.pair(**kwargs))
+        try:
+            await self._gatt("pair", client.pair(**kwargs))
+        except NotImplementedError:
+            return False
+        return True
 
     async def read(self, uuid: str) -> bytes:
-        client = self._require()
-        return bytes(await self._gatt(client.read_gatt_char(self.characteristic(uuid, "read"))))
+        """The value of characteristic ``uuid``.
 
-    async def _gatt(self, op: Any) -> Any:
+        Raises CharacteristicNotFoundError, BmsDisconnectedError (not connected, or the link dropped),
+        BmsTimeoutError (the stack did not answer) or GattError (GattAuthError: refused for want of pairing).
+        """
+        client = self._require()
+        return bytes(await self._gatt(f"read {uuid}", client.read_gatt_char(self.characteristic(uuid, "read"))))
+
+    async def _gatt(self, action: str, op: Awaitable[Any]) -> Any:
+        """Await the bleak GATT call ``op``, turning its errors into the project's (see radio_errors)."""
         try:
             return await op
-        except BleakError as exc:
-            if not self.is_connected:
-                raise BmsDisconnectedError(f"{self.address}: {exc}") from exc
-            raise
+        except RADIO_ERRORS as exc:
+            raise gatt_error(exc, self.address, action, link_up=self.is_connected) from exc
 
     async def request(self, uuid: str, data: bytes, match: FrameMatch, timeout: float, *,
                       response: bool | None = None, secret: bool = False) -> bytes:
         """Write ``data`` and return the first frame satisfying ``match``.
 
-        Raises BmsTimeoutError after ``timeout`` and BmsDisconnectedError at once if the link drops.
+        Raises BmsTimeoutError after ``timeout`` and BmsDisconnectedError at once if the link drops, and
+        what :meth:`write` raises.
         """
         async with self._lock:
             future = self.expect(match)
@@ -245,12 +289,14 @@ class BleTransport:
                 self.cancel(future)
 
     def expect(self, match: FrameMatch) -> asyncio.Future[bytes]:
-        """Register interest in a frame before sending what provokes it."""
+        """Register interest in a frame before sending what provokes it. Raises nothing."""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(match, future))
         return future
 
     async def wait(self, future: asyncio.Future[bytes], timeout: float) -> bytes:
+        """The frame ``future`` (from :meth:`expect`) resolves to. Raises BmsTimeoutError after ``timeout``,
+        BmsDisconnectedError at once if the link drops."""
         try:
             async with asyncio.timeout(timeout):
                 return await asyncio.shield(future)
@@ -258,6 +304,7 @@ class BleTransport:
             raise BmsTimeoutError(f"no valid reply within {timeout:g} s") from None
 
     def cancel(self, future: asyncio.Future[bytes]) -> None:
+        """Forget a frame registered with :meth:`expect` (idempotent). Raises nothing."""
         self._pending = [p for p in self._pending if p.future is not future]
         if not future.done():
             future.cancel()

@@ -19,9 +19,12 @@ _LFP_OCV = ((0, 2.80), (5, 3.10), (10, 3.20), (20, 3.26), (40, 3.29), (60, 3.31)
             (90, 3.35), (97, 3.40), (100, 3.55))
 
 
+_LFP_SEGMENTS = tuple(itertools.pairwise(_LFP_OCV))
+
+
 def lfp_ocv(soc: float) -> float:
     soc = max(0.0, min(100.0, soc))
-    for (s0, v0), (s1, v1) in itertools.pairwise(_LFP_OCV):
+    for (s0, v0), (s1, v1) in _LFP_SEGMENTS:
         if soc <= s1:
             return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
     return _LFP_OCV[-1][1]
@@ -78,11 +81,13 @@ class BatteryModel:
         if dt:
             self.soc = max(0.0, min(100.0, self.soc - self.current * dt / 3600.0 / self.capacity_ah * 100.0))
             # cells drift apart very slowly; the balancer pulls them back together
+            gauss, offsets = self.rng.gauss, self._cell_offsets
+            spread, pull = math.sqrt(dt), min(1.0, dt / 600.0)
             for i in range(self.cells):
-                drift = self.rng.gauss(0.0, 0.00002) * math.sqrt(dt)
+                drift = gauss(0.0, 0.00002) * spread
                 if self.balancer:
-                    drift -= self._cell_offsets[i] * min(1.0, dt / 600.0)
-                self._cell_offsets[i] = max(-0.05, min(0.05, self._cell_offsets[i] + drift))
+                    drift -= offsets[i] * pull
+                offsets[i] = max(-0.05, min(0.05, offsets[i] + drift))
             self._heat += (abs(self.current) * 0.05 - self._heat) * min(1.0, dt / 300.0)
 
     def set_switch(self, name: str, on: bool) -> None:

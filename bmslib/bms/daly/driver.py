@@ -22,8 +22,6 @@ import functools
 from collections.abc import Callable
 from typing import ClassVar
 
-from bleak.exc import BleakError
-
 from bmslib.ble.backend import BleBackend
 from bmslib.bms.daly.protocol import codec as daly
 from bmslib.bms.daly.protocol import legacy as daly_legacy
@@ -32,7 +30,15 @@ from bmslib.bms.daly.protocol.codec import DalyCodec, DalyProtocol
 from bmslib.bms.daly.protocol.rtu import ERROR_FLAG
 from bmslib.config.settings import DeviceConfig
 from bmslib.drivers.base import BleDriver, DeviceLog
-from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsTimeoutError, FrameError, UnsupportedError
+from bmslib.errors import (
+    BmsConnectError,
+    BmsDisconnectedError,
+    BmsTimeoutError,
+    CharacteristicNotFoundError,
+    FrameError,
+    GattError,
+    UnsupportedError,
+)
 from bmslib.model import DeviceInfo, Reading, merge_readings
 
 #: GATT layouts tried in this order: (notify, write).
@@ -112,7 +118,7 @@ class DalyDriver(BleDriver):
         for notify, write in layouts:
             try:
                 await self.transport.subscribe(notify, frames)
-            except (BleakError, BmsConnectError) as exc:
+            except (CharacteristicNotFoundError, GattError) as exc:  # missing, or refuses notifications
                 problems.append(f"{notify[4:8]}: {exc}")
                 continue
             if (notify, write) != GATT_LAYOUTS[0]:

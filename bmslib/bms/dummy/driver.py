@@ -39,11 +39,12 @@ class DummyDriver(Driver):
     async def read(self) -> Reading:
         b = self.battery()
         b.advance()
+        cells = tuple(b.cell_voltages)  # computed once: the pack voltage is their sum (as b.voltage is)
         return {
-            "voltage": b.voltage, "current": round(b.current, 3), "soc": round(b.soc, 2),
+            "voltage": round(sum(cells), 3), "current": round(b.current, 3), "soc": round(b.soc, 2),
             "charge": round(b.charge_ah, 3), "capacity": b.capacity_ah, "cycles": b.cycles,
             "temperatures": tuple(b.temperatures), "mos_temperature": b.mos_temperature,
-            "cell_voltages": tuple(b.cell_voltages),
+            "cell_voltages": cells,
             "switches": {"charge": b.charge_fet, "discharge": b.discharge_fet}, "alarms": (),
         }
 

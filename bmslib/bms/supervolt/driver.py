@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from bmslib.bms.supervolt import protocol as supervolt
 from bmslib.drivers.request_response import RequestResponseDriver
-from bmslib.errors import BmsConnectError, BmsTimeoutError, UnsupportedError
+from bmslib.errors import BmsConnectError, BmsTimeoutError, CharacteristicNotFoundError, UnsupportedError
 from bmslib.model import DeviceInfo, Reading, merge_readings
 from bmslib.protocol.requests import Request
 
@@ -81,9 +81,9 @@ class SupervoltDriver(RequestResponseDriver):
     def _layout(self) -> tuple[str, str]:
         for notify, write in LAYOUTS:
             try:
-                self.transport.characteristic(notify, "notify")
-                self.transport.characteristic(write, "write")
-            except BmsConnectError:
+                self.transport.properties(notify, "notify")
+                self.transport.properties(write, "write")
+            except CharacteristicNotFoundError:
                 continue
             return notify, write
         raise BmsConnectError(self.address, "neither the Nordic UART nor the FF00 service of a Supervolt BMS "

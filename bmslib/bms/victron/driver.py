@@ -17,24 +17,22 @@ import functools
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from bleak import BleakScanner
-from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import AdvertisementData
-from bleak.exc import BleakError
-
-from bmslib.ble.backend import BleBackend, unavailable_reason
+from bmslib.ble.adverts import Advertisement
+from bmslib.ble.backend import BleBackend
 from bmslib.bms.victron.protocol import advertisement as victron_adv
 from bmslib.bms.victron.protocol import gatt as victron
 from bmslib.drivers.base import BleDriver, DeviceLog, Driver
 from bmslib.errors import (
-    BluetoothUnavailableError,
     BmsAuthError,
     BmsConnectError,
     BmsDisconnectedError,
     BmsError,
     BmsTimeoutError,
+    CharacteristicNotFoundError,
     DeviceNotFoundError,
     FrameError,
+    GattAuthError,
+    GattError,
 )
 from bmslib.model import DeviceInfo, Reading, merge_readings
 from bmslib.protocol.base import FrameAssembler
@@ -56,14 +54,6 @@ KEY_HELP = (
     "copy the key again in VictronConnect (device > Product info > Instant readout details > Encryption data) "
     "into this device's `key:`"
 )
-# Fragments of BlueZ / bleak errors that mean "not paired" or "pairing refused".
-_AUTH_HINTS = ("authentication", "not permitted", "notpermitted", "insufficient", "encryption",
-               "not authorized", "notauthorized", "authfailed")
-
-
-def _is_auth_error(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return any(h in text for h in _AUTH_HINTS)
 
 
 def make_driver(config: DeviceConfig, *, address: str, backend: BleBackend, log: DeviceLog) -> Driver:
@@ -151,28 +141,26 @@ class VictronGattDriver(BleDriver):
                     await self.transport.subscribe_raw(uuid, functools.partial(self._on_value, uuid))
             for uuid in self._present:
                 await self._read_value(uuid)
-        except BleakError as exc:
-            if _is_auth_error(exc):
-                what = "refused the PIN" if self.config.pin is not None else "is not paired with this host"
-                raise BmsAuthError(f"the SmartShunt {what} ({exc}); {PAIRING_HELP}") from exc
-            raise
+        except GattAuthError as exc:
+            what = "refused the PIN" if self.config.pin is not None else "is not paired with this host"
+            raise BmsAuthError(f"the SmartShunt {what} ({exc.reason}); {PAIRING_HELP}") from exc
         self._keepalive = asyncio.get_running_loop().create_task(
             self._keepalive_loop(), name=f"victron-keepalive-{self.address}")
 
     def _find_values(self) -> None:
         try:
-            self.transport.characteristic(victron.KEEPALIVE_UUID, "write")
-        except BmsConnectError:
+            self.transport.properties(victron.KEEPALIVE_UUID, "write")
+        except CharacteristicNotFoundError:
             raise BmsConnectError(self.address, GATT_MISSING) from None
         present: list[str] = []
         notifying: set[str] = set()
         for c in victron.CHARACTERISTICS:
             try:
-                char = self.transport.characteristic(c.uuid, "notify")
-            except BmsConnectError:
+                properties = self.transport.properties(c.uuid, "notify")
+            except CharacteristicNotFoundError:
                 continue  # optional values (aux input, mid-point, temperature) depend on the set-up
             present.append(c.uuid)
-            if {"notify", "indicate"} & set(char.properties):
+            if {"notify", "indicate"} & properties:
                 notifying.add(c.uuid)
         self._present, self._notifying = tuple(present), frozenset(notifying)
         if not present:
@@ -180,11 +168,11 @@ class VictronGattDriver(BleDriver):
 
     async def _pair(self, pin: str) -> None:
         try:
-            await self.transport.bond(pin=pin)
-        except NotImplementedError:
+            bonded = await self.transport.bond(pin=pin)
+        except GattError as exc:
+            raise BmsAuthError(f"pairing with the SmartShunt failed ({exc.reason}); {PAIRING_HELP}") from exc
+        if not bonded:
             self.log.debug("this platform pairs by itself when a value needs it")  # macOS
-        except BleakError as exc:
-            raise BmsAuthError(f"pairing with the SmartShunt failed ({exc}); {PAIRING_HELP}") from exc
 
     async def _write_keepalive(self) -> None:
         await self.transport.write(victron.KEEPALIVE_UUID, victron.keepalive_request(self.keepalive_ms))
@@ -194,7 +182,7 @@ class VictronGattDriver(BleDriver):
             await asyncio.sleep(self.keepalive_period)
             try:
                 await self._write_keepalive()
-            except (BmsError, BleakError, OSError) as exc:
+            except BmsError as exc:
                 self.log.debug("keep-alive write failed (%s); stopping keep-alives on this link", exc)
                 return
 
@@ -218,10 +206,8 @@ class VictronGattDriver(BleDriver):
             for uuid in self._present:
                 if uuid not in self._notifying or now - self._updated.get(uuid, -1e18) >= self.reread_after:
                     await self._read_value(uuid)
-        except BleakError as exc:
-            if _is_auth_error(exc):
-                raise BmsAuthError(f"the SmartShunt refused a read ({exc}); {PAIRING_HELP}") from exc
-            raise
+        except GattAuthError as exc:
+            raise BmsAuthError(f"the SmartShunt refused a read ({exc.reason}); {PAIRING_HELP}") from exc
         values = [self._values[u] for u in self._present if u in self._values]
         return self.absorb(merge_readings(*values, {"device_info": DeviceInfo(manufacturer=victron.MANUFACTURER)}))
 
@@ -243,6 +229,7 @@ class VictronGattDriver(BleDriver):
 class VictronAdvDriver(Driver):
     """Instant Readout: decode the device's encrypted advertisements; never connects.
 
+    The advertisements come from the BLE layer's shared scanner (:mod:`bmslib.ble.adverts`).
     ``connect()`` starts listening and waits (up to ``scan_timeout``) until the device is heard;
     ``is_connected`` means "listening". ``read()`` returns the newest reading decoded since the previous
     read, waiting up to ``request_timeout`` for one: an old reading is never returned again. A wrong
@@ -259,11 +246,9 @@ class VictronAdvDriver(Driver):
         if not config.key:
             raise ValueError("Instant Readout needs the device's advertisement key (key:)")
         self.codec = victron_adv.VictronAdvCodec(victron_adv.parse_key(config.key))
-        self._by_mac = len(address) == 17 and address.count(":") == 5
-        self._scanner: BleakScanner | None = None
+        self._adverts = backend.adverts.listener(address, adapter=config.adapter)
         self._latest: Reading | None = None  # newest reading not yet returned by read()
-        self._fresh = asyncio.Event()  # set when _latest or _refusal changes
-        self._heard = asyncio.Event()  # set on any advertisement of the device (decoded or not)
+        self._heard = False  # an advertisement of the device came since listening started (decoded or not)
         self._refusal: str | None = None  # the key error of the newest advertisement, if any
         self._key_error_logged = False
         self._skipped: str | None = None
@@ -273,29 +258,21 @@ class VictronAdvDriver(Driver):
 
     @property
     def is_connected(self) -> bool:
-        return self._scanner is not None
+        return self._adverts.listening
 
     @property
     def rssi(self) -> int | None:
         return self._rssi
 
     async def connect(self) -> None:
-        if self._scanner is not None:
+        if self._adverts.listening:
             return
-        self._latest, self._refusal, self._skipped = None, None, None
-        self._fresh.clear()
-        self._heard.clear()
-        scanner = self.backend.scanner(adapter=self.config.adapter, detection_callback=self._on_advertisement)
-        try:
-            await scanner.start()
-        except (BleakError, OSError) as exc:
-            if (reason := unavailable_reason(exc)) is not None:
-                raise BluetoothUnavailableError(reason) from exc
-            raise BmsConnectError(self.address, f"scan failed: {exc}") from exc
-        self._scanner = scanner
+        self._latest, self._refusal, self._skipped, self._heard = None, None, None, False
+        await self._adverts.start()  # BluetoothUnavailableError, BmsConnectError
         try:
             async with asyncio.timeout(self.scan_timeout):
-                await self._heard.wait()
+                while not self._heard:
+                    self._on_advertisement(await self._adverts.next())
         except TimeoutError:
             await self.disconnect()
             raise DeviceNotFoundError(self.address, f"no Instant Readout advertisement within {self.scan_timeout:g} s "
@@ -310,20 +287,19 @@ class VictronAdvDriver(Driver):
             raise BmsAuthError(refusal)
 
     async def disconnect(self) -> None:
-        scanner, self._scanner = self._scanner, None
         self._latest = None
-        if scanner is not None:
-            with contextlib.suppress(BleakError, OSError):
-                await scanner.stop()
+        await self._adverts.stop()
 
     async def read(self) -> Reading:
-        if self._scanner is None:
+        if not self._adverts.listening:
             raise BmsDisconnectedError(f"{self.address}: not listening")
+        for advertisement in self._adverts.take():  # what came since the previous read, oldest first
+            self._on_advertisement(advertisement)
         if self._latest is None and self._refusal is None:
-            self._fresh.clear()
             try:
                 async with asyncio.timeout(self.request_timeout):
-                    await self._fresh.wait()
+                    while self._latest is None and self._refusal is None:
+                        self._on_advertisement(await self._adverts.next())
             except TimeoutError:
                 seen = f" (it sends {self._skipped.removeprefix('skipped: ')})" if self._skipped else ""
                 raise BmsTimeoutError(f"no fresh advertisement within {self.request_timeout:g} s{seen}") from None
@@ -332,21 +308,14 @@ class VictronAdvDriver(Driver):
         assert reading is not None
         return self.absorb(reading)
 
-    def _is_ours(self, device: BLEDevice, adv: AdvertisementData) -> bool:
-        if self._by_mac:
-            return device.address.upper() == self.address.upper()
-        return self.address in (adv.local_name, device.name) or device.address.upper() == self.address.upper()
-
-    def _on_advertisement(self, device: BLEDevice, adv: AdvertisementData) -> None:
-        if not self._is_ours(device, adv):
-            return
-        data = adv.manufacturer_data.get(victron.COMPANY_ID)
+    def _on_advertisement(self, advertisement: Advertisement) -> None:
+        data = advertisement.manufacturer_data.get(victron.COMPANY_ID)
         if data is None:
             return
-        self._rssi = adv.rssi
-        self._heard.set()
+        self._rssi = advertisement.rssi
+        self._heard = True
         try:
-            readout = self.codec.decode(bytes(data))
+            readout = self.codec.decode(data)
         except victron_adv.AdvertisementKeyError as exc:
             self._refuse(str(exc))
             return
@@ -360,11 +329,9 @@ class VictronAdvDriver(Driver):
         self._refusal = None
         self._latest = readout.reading
         self.advertisements += 1
-        self._fresh.set()
 
     def _refuse(self, message: str) -> None:
         self._refusal = message
-        self._fresh.set()
         if not self._key_error_logged:
             self._key_error_logged = True
             self.log.error("Instant Readout: %s; %s", message, KEY_HELP)

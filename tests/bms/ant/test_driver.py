@@ -25,7 +25,7 @@ from bmslib.bms.ant.protocol import frames_2021 as ant_2021
 from bmslib.bms.ant.protocol import legacy as ant_legacy
 from bmslib.bms.ant.protocol.codec import AntCodec, Variant
 from bmslib.bms.ant.protocol.control import AuthOrder
-from bmslib.errors import BmsAuthError, BmsDisconnectedError, BmsTimeoutError, UnsupportedError
+from bmslib.errors import BmsAuthError, BmsDisconnectedError, BmsTimeoutError, GattError, UnsupportedError
 from bmslib.model import Sample
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
@@ -415,8 +415,9 @@ async def test_writes_go_without_response(radio: SimRadio) -> None:
     em = add_emulator(radio, _WriteWithResponseOnly, name=NAME_2021)
     drv = make_driver("ant", radio, em)
     await drv.connect()
-    with pytest.raises(BleakError, match="does not support write-without-response"):
+    with pytest.raises(GattError, match="does not support write-without-response") as refused:
         await drv.read()
+    assert isinstance(refused.value.__cause__, BleakError)  # bleak's error, typed by the transport
     assert em.writes == []
     await drv.disconnect()
 
