@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading, merge_readings
-from bmslib.protocol.base import AdvertisementMatcher, FrameAssembler
+from bmslib.protocol.base import OK, WAIT, AdvertisementMatcher, HeadedAssembler
 from bmslib.protocol.crc import crc8_maxim
 from bmslib.protocol.fields import Field, FieldTable, bits_to_names, decode_array
 
@@ -95,32 +95,23 @@ def frame_type(frame: bytes) -> int:
     return frame[1]
 
 
-class SokAssembler(FrameAssembler):
-    """Assemble 20-byte ``CC Fx ... crc8`` frames; resync byte by byte after junk or a bad CRC."""
+class SokAssembler(HeadedAssembler):
+    """Assemble 20-byte ``CC Fx ... crc8`` frames; resync on the next ``CC`` after junk or a bad CRC."""
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            if not self._seek(REPLY_HEAD):
-                break
-            if len(buf) < 2:
-                break
-            if buf[1] & 0xF0 != 0xF0:
-                self._reject(f"bad reply type 0x{buf[1]:02x}", bytes(buf[:2]))
-                del buf[:1]
-                continue
-            if len(buf) < FRAME_LEN:
-                break
-            frame = bytes(buf[:FRAME_LEN])
-            if crc8_maxim(frame[:-1]) != frame[-1]:
-                self._reject("CRC mismatch", frame)
-                del buf[:1]
-                continue
-            del buf[:FRAME_LEN]
-            out.append(self._accept(frame))
-        return out
+    heads = (bytes((REPLY_HEAD,)),)
+    max_frame = min_frame = FRAME_LEN
+
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        if len(buf) < at + 2:
+            return WAIT, 0
+        if buf[at + 1] & 0xF0 != 0xF0:
+            return f"bad reply type 0x{buf[at + 1]:02x}", 0
+        end = at + FRAME_LEN
+        if len(buf) < end:
+            return WAIT, 0
+        if crc8_maxim(bytes(buf[at:end - 1])) != buf[end - 1]:
+            return "CRC mismatch", 0
+        return OK, end
 
 
 def _check(frame: bytes) -> None:

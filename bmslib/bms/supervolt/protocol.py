@@ -25,7 +25,7 @@ from types import MappingProxyType
 
 from bmslib.errors import FrameError
 from bmslib.model import Reading
-from bmslib.protocol.base import AdvertisementMatcher, FrameAssembler
+from bmslib.protocol.base import OK, WAIT, AdvertisementMatcher, HeadedAssembler
 from bmslib.protocol.crc import sum8
 from bmslib.protocol.fields import Field, FieldTable, bits_to_names, decode_array
 
@@ -182,75 +182,60 @@ def plausibility_problem(frame: bytes) -> str | None:
     return None
 
 
-class SupervoltAssembler(FrameAssembler):
+class SupervoltAssembler(HeadedAssembler):
     """Assemble ``:`` ... ``~`` frames by their length field; resync on the next ``:``.
 
     With ``accept_plausible=True`` (only for names known to send wrong checksums) a frame whose
     checksum fails is still accepted when its framing is exact and :func:`plausibility_problem`
-    finds nothing; ``unverified`` counts such frames.
+    finds nothing; ``unverified`` counts such frames. Junk made only of the BLE module's
+    ``AT\\r\\n`` chatter is removed without counting.
     """
+
+    heads = (bytes((START,)),)
+    max_frame, min_frame = MAX_FRAME, LEN_CAPACITY
 
     def __init__(self, *, accept_plausible: bool = False) -> None:
         super().__init__()
         self.accept_plausible = accept_plausible
         self.unverified = 0
 
-    def _skip(self, junk: bytes) -> None:
-        if not all(b in MODULE_CHATTER for b in junk):
-            self._reject("junk outside a frame", junk)
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        if _non_hex(buf, at + 1, at + HEADER_CHARS):
+            return "non-hex character in frame header", 0
+        if len(buf) < at + HEADER_CHARS:
+            return WAIT, 0
+        length = int(buf[at + 7:at + 11], 16)
+        if length not in REPLY_LENGTHS.get(int(buf[at + 3:at + 5], 16), frozenset()):
+            return f"unknown reply (command {buf[at + 3:at + 5].decode()}, length {length})", 0
+        end = at + length
+        if _non_hex(buf, at + HEADER_CHARS, end - 1):
+            return "non-hex character in frame", 0
+        if len(buf) < end:
+            return WAIT, 0
+        if buf[end - 1] != END:
+            return "no '~' where the length field says", 0
+        frame = bytes(buf[at:end])
+        if checksum_ok(frame):
+            return OK, end
+        if not self.accept_plausible:
+            return "checksum mismatch", end
+        if problem := plausibility_problem(frame):
+            return f"checksum mismatch and {problem}", end
+        return OK, end
 
-    def _bad_char(self, lo: int, hi: int) -> int | None:
-        buf = self._buf
-        return next((i for i in range(lo, min(hi, len(buf))) if buf[i] not in HEX_DIGITS), None)
+    def _accept(self, frame: bytes) -> bytes:
+        if not checksum_ok(frame):
+            self.unverified += 1
+        return super()._accept(frame)
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            start = buf.find(START)
-            if start < 0:
-                self._skip(bytes(buf))
-                buf.clear()
-                break
-            if start:
-                self._skip(bytes(buf[:start]))
-                del buf[:start]
-            bad = self._bad_char(1, HEADER_CHARS)
-            if bad is not None:
-                self._reject("non-hex character in frame header", bytes(buf[:bad]))
-                del buf[:bad]
-                continue
-            if len(buf) < HEADER_CHARS:
-                break
-            length = int(buf[7:11], 16)
-            if length not in REPLY_LENGTHS.get(int(buf[3:5], 16), frozenset()):
-                self._reject(f"unknown reply (command {buf[3:5].decode()}, length {length})", bytes(buf[:11]))
-                del buf[:1]
-                continue
-            bad = self._bad_char(HEADER_CHARS, length - 1)
-            if bad is not None:
-                self._reject("non-hex character in frame", bytes(buf[:bad]))
-                del buf[:bad]
-                continue
-            if len(buf) < length:
-                break
-            if buf[length - 1] != END:
-                self._reject("no '~' where the length field says", bytes(buf[:length]))
-                del buf[:length - 1]
-                continue
-            frame = bytes(buf[:length])
-            del buf[:length]
-            if checksum_ok(frame):
-                out.append(self._accept(frame))
-            elif not self.accept_plausible:
-                self._reject("checksum mismatch", frame)
-            elif problem := plausibility_problem(frame):
-                self._reject(f"checksum mismatch and {problem}", frame)
-            else:
-                self.unverified += 1
-                out.append(self._accept(frame))
-        return out
+    def _junk(self, reason: str, raw: bytes) -> None:
+        if not all(b in MODULE_CHATTER for b in raw):
+            super()._junk("junk outside a frame", raw)
+
+
+def _non_hex(buf: bytearray, lo: int, hi: int) -> bool:
+    """True if a byte in ``buf[lo:hi]`` (as far as it is buffered) is not a hex digit."""
+    return not HEX_DIGITS.issuperset(buf[lo:hi])
 
 
 def decode_capacity(binary: bytes, base: int) -> Reading:

@@ -673,3 +673,100 @@ def test_legacy_round_trip(voltage: int, current: int, soc: int, state: int, cha
     got = [session.decode(f) for f in daly_legacy.encode_temperatures([t - 40 for t in temps])]
     if temps:
         assert list(got[-1]["temperatures"]) == [t - 40 for t in temps]
+
+
+# --- Daly Modbus resync: the one-byte head 0xD2 also turns up inside register data -------------------
+
+# Register data made of false heads: 0xD2 followed by what a read (03, with byte counts that point past
+# the frame), a write echo (06) or an exception (83, 86) would start with, and runs of 0xD2.
+FALSE_HEADS = bytes.fromhex("d2037c d20302 d206 d283 d286 d2d2d2 d203fe d203 d2")
+D2_F0 = daly_rtu.read_response((FALSE_HEADS * 8)[:124], address=daly_modbus.ADDRESS)  # 62 registers, as status
+D2_F1 = daly_rtu.read_response((FALSE_HEADS[::-1] * 2)[:18], address=daly_modbus.ADDRESS)  # 9 registers
+D2_JUNK = {
+    "lone_d2": b"\xd2",
+    "d2_run": b"\xd2" * 30,
+    "false_heads": FALSE_HEADS,
+    "announces_a_long_read": b"\xd2\x03\x7c" + bytes(10),
+    "exception_with_bad_crc": b"\xd2\x83\x02\x00\x00",
+    "write_echo_cut_short": daly_modbus.switch_request("charge", True)[:6],
+}
+
+
+def _notifications(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def _feed_all(asm: daly_rtu.ModbusAssembler, chunks: list[bytes]) -> list[bytes]:
+    return [f for c in chunks for f in asm.feed(c)]
+
+
+def test_modbus_frames_full_of_false_heads_pass_in_any_chunking() -> None:
+    assert D2_F0.count(0xD2) > 30 and len(D2_F0) == 129
+    stream = D2_F0 + D2_F1 + D2_F0
+    for size in (1, 2, 3, 5, 7, 11, 20, 64, 129, len(stream)):
+        asm = daly_modbus.assembler()
+        assert _feed_all(asm, _notifications(stream, size)) == [D2_F0, D2_F1, D2_F0], f"chunks of {size}"
+        assert (asm.dropped, asm.pending) == (0, 0)
+
+
+@pytest.mark.parametrize("junk", D2_JUNK.values(), ids=D2_JUNK.keys())
+def test_modbus_junk_with_d2_bytes_before_a_frame(junk: bytes) -> None:
+    for notifications in ([junk + D2_F0], [junk, D2_F0], [junk, *_notifications(D2_F0, 20)]):
+        asm = daly_modbus.assembler()
+        # the frame is out by the notification that completes it: nothing later is needed to push it out
+        assert [asm.feed(n) for n in notifications][-1] == [D2_F0]
+        assert asm.dropped >= 1 and asm.pending == 0
+
+
+def test_modbus_truncated_frame_with_false_heads_then_a_valid_one() -> None:
+    for cut in range(1, len(D2_F0)):
+        for notifications in ([D2_F0[:cut] + D2_F1], [D2_F0[:cut], D2_F1]):
+            asm = daly_modbus.assembler()
+            assert [asm.feed(n) for n in notifications][-1] == [D2_F1], f"cut at {cut}"
+            assert (asm.dropped, asm.pending) == (1, 0), f"cut at {cut}: {list(asm.recent_errors)}"
+        asm = daly_modbus.assembler()
+        assert _feed_all(asm, [D2_F0[:cut], *_notifications(D2_F1, 5)]) == [D2_F1], f"cut at {cut}, split"
+        assert asm.pending == 0
+
+
+def test_modbus_bad_crc_then_a_good_frame() -> None:
+    for at in (3, 40, 127, 128):  # in the data (on a false head's bytes), in the CRC
+        bad = bytearray(D2_F0)
+        bad[at] ^= 0x10
+        asm = daly_modbus.assembler()
+        assert asm.feed(bytes(bad) + D2_F1) == [D2_F1], f"byte {at} changed"
+        assert (asm.dropped, asm.pending) == (1, 0)
+        assert asm.last_error is not None and "CRC" in asm.last_error.reason
+        # Alone, the bad frame is dropped up to the first false head inside it that still waits for
+        # bytes; the next frame then supersedes that one: two drops, and the frame is out at once.
+        asm = daly_modbus.assembler()
+        assert asm.feed(bytes(bad)) == [] and asm.recent_errors[0].reason == "CRC mismatch"
+        assert asm.feed(D2_F1) == [D2_F1]
+        assert asm.dropped <= 2 and asm.pending == 0
+
+
+_D2_HEAVY = st.binary(max_size=40).map(lambda b: bytes(x if x % 3 else 0xD2 for x in b))  # a third are 0xD2
+
+
+@fuzz_settings
+@given(st.lists(st.tuples(_D2_HEAVY.filter(lambda b: len(b) % 2 == 0), st.integers(1, 40)), min_size=1,
+                max_size=5))
+def test_fuzz_modbus_frames_with_d2_heavy_data_are_never_lost(frames_and_sizes: list[tuple[bytes, int]]) -> None:
+    """However a run of valid frames is chunked, the false heads in one frame's data never cost a frame."""
+    frames = [daly_rtu.read_response(data, address=daly_modbus.ADDRESS) for data, _ in frames_and_sizes]
+    asm = daly_modbus.assembler()
+    got = [f for frame, (_, size) in zip(frames, frames_and_sizes, strict=True)
+           for chunk in _notifications(frame, size) for f in asm.feed(chunk)]
+    assert got == frames and asm.dropped == 0 and asm.pending == 0
+
+
+@fuzz_settings
+@given(_D2_HEAVY, _D2_HEAVY.filter(lambda b: len(b) % 2 == 0), st.integers(1, 40))
+def test_fuzz_modbus_a_valid_frame_after_any_d2_heavy_prefix_gets_through(prefix: bytes, data: bytes,
+                                                                         size: int) -> None:
+    """Junk, a truncated or corrupted frame, anything before a valid frame: the frame is out when its
+    last notification arrives."""
+    frame = daly_rtu.read_response(data, address=daly_modbus.ADDRESS)
+    asm = daly_modbus.assembler()
+    assert _feed_all(asm, [prefix, *_notifications(frame, size)]) == [frame]
+    assert asm.pending == 0

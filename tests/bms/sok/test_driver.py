@@ -146,7 +146,8 @@ async def test_reads_survive_junk_small_chunks_and_latency(radio: SimRadio) -> N
 
 
 async def test_disconnect_mid_frame_fails_the_read_at_once_and_reconnect_recovers(radio: SimRadio) -> None:
-    em = add_emulator(radio, SokEmulator, faults=Faults(disconnect_after=2, disconnect_mid_frame=True))
+    em = add_emulator(radio, SokEmulator, battery=battery(),  # a constant load: the values do not move
+                      faults=Faults(disconnect_after=2, disconnect_mid_frame=True))  # while the test runs
     em.mtu = 10
     drv = make_driver("sok", radio, em)
     drv.request_timeout = 30.0  # the failure must not wait for it

@@ -95,7 +95,8 @@ def _check(buf: bytes | bytearray, at: int) -> tuple[str, int]:
 class Ant2021Assembler(HeadedAssembler):
     """Assemble ``7E A1`` frames by length + CRC + ``AA 55``; resync on the next ``7E A1``."""
 
-    head = HEAD
+    heads = (HEAD,)
+    max_frame, min_frame = MIN_FRAME + 255 + MAX_TRAILER, MIN_FRAME
 
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
         state, end = _check(buf, at)

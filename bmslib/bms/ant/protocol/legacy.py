@@ -108,11 +108,12 @@ def _check(buf: bytes | bytearray, at: int) -> str:
 class AntLegacyAssembler(HeadedAssembler):
     """Assemble 140-byte ``AA 55 AA FF`` frames; resync on the next header after a bad frame."""
 
-    head = HEADER
+    heads = (HEADER,)
+    max_frame = min_frame = FRAME_LENGTH
 
     def check(self, buf: bytearray, at: int) -> tuple[str, int]:
         state = _check(buf, at)
-        return state, FRAME_LENGTH if state == "ok" else 0
+        return state, at + FRAME_LENGTH if state == "ok" else 0
 
 
 def decode(frame: bytes) -> Reading:

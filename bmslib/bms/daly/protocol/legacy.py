@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
-from bmslib.protocol.base import FrameAssembler
+from bmslib.protocol.base import OK, WAIT, HeadedAssembler
 from bmslib.protocol.crc import sum8
 from bmslib.protocol.fields import Field, FieldTable, Number, decode_array, encode_array
 
@@ -91,26 +91,21 @@ def parse_request(frame: bytes) -> tuple[int, bytes] | None:
     return frame[2], bytes(frame[4:12])
 
 
-class DalyLegacyAssembler(FrameAssembler):
+class DalyLegacyAssembler(HeadedAssembler):
     """Cut the stream into 13-byte replies from the BMS; resync on the next 0xA5 after a bad one."""
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            if not self._seek(START):
-                break
-            if len(buf) < FRAME_LEN:
-                break
-            frame = bytes(buf[:FRAME_LEN])
-            if not valid_frame(frame, BMS_ADDRESS):
-                self._reject("bad address, length byte or checksum", frame)
-                del buf[:1]
-                continue
-            del buf[:FRAME_LEN]
-            out.append(self._accept(frame))
-        return out
+    heads = (bytes((START,)),)
+    max_frame = min_frame = FRAME_LEN
+
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        if len(buf) >= at + 4 and (buf[at + 1] != BMS_ADDRESS or buf[at + 3] != DATA_LEN):
+            return "bad address, length byte or checksum", 0
+        end = at + FRAME_LEN
+        if len(buf) < end:
+            return WAIT, 0
+        if not valid_frame(bytes(buf[at:end]), BMS_ADDRESS):
+            return "bad address, length byte or checksum", 0
+        return OK, end
 
 
 def frame_parts(frame: bytes) -> tuple[int, bytes]:

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from bmslib.errors import FrameError
-from bmslib.protocol.base import FrameAssembler
+from bmslib.protocol.base import OK, WAIT, HeadedAssembler
 from bmslib.protocol.crc import crc16_modbus
 
 READ, WRITE, ERROR_FLAG = 0x03, 0x06, 0x80
@@ -84,37 +84,33 @@ def frame_length(function: int, byte2: int) -> int | None:
     return None
 
 
-class ModbusAssembler(FrameAssembler):
-    """Accumulate chunks to one reply from ``address``; resync on the next address byte after junk."""
+class ModbusAssembler(HeadedAssembler):
+    """Accumulate chunks to one reply from ``address``; resync on the next address byte after junk.
+
+    The head is one byte (the address), so the address value also turns up inside register data. A
+    false head there is harmless: its function byte, byte count and CRC must all hold before it
+    counts as a frame, and a stale partial frame is only dropped for a later frame that passes them.
+    """
+
+    max_frame, min_frame = MAX_FRAME, 5  # 5: an exception reply
 
     def __init__(self, address: int) -> None:
         super().__init__()
         self.address = address
+        self.heads = (bytes((address,)),)
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            if not self._seek(self.address):
-                break
-            if len(buf) < 3:
-                break
-            total = frame_length(buf[1], buf[2])
-            if total is None:
-                self._reject(f"unexpected function 0x{buf[1]:02x} or odd byte count", bytes(buf[:3]))
-                del buf[:1]
-                continue
-            if len(buf) < total:
-                break
-            frame = bytes(buf[:total])
-            if frame[-2:] != crc(frame[:-2]):
-                self._reject("CRC mismatch", frame)
-                del buf[:1]
-                continue
-            del buf[:total]
-            out.append(self._accept(frame))
-        return out
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        if len(buf) < at + 3:
+            return WAIT, 0
+        total = frame_length(buf[at + 1], buf[at + 2])
+        if total is None:
+            return f"unexpected function 0x{buf[at + 1]:02x} or odd byte count", 0
+        end = at + total
+        if len(buf) < end:
+            return WAIT, 0
+        if buf[end - 2:end] != crc(bytes(buf[at:end - 2])):
+            return "CRC mismatch", 0
+        return OK, end
 
 
 def reply_payload(frame: bytes, address: int) -> bytes | None:

@@ -21,7 +21,7 @@ import enum
 import secrets
 from collections.abc import Callable
 
-from bmslib.protocol.base import FrameAssembler
+from bmslib.protocol.base import OK, WAIT, HeadedAssembler
 from bmslib.protocol.crc import sum8
 
 HEADER = b"\xff\xaa"
@@ -109,45 +109,27 @@ def parse_frame(raw: bytes) -> tuple[int, bytes] | None:
     return raw[2], bytes(raw[4:-1])
 
 
-class FfAaAssembler(FrameAssembler):
+class FfAaAssembler(HeadedAssembler):
     """Pick ``FF AA`` frames out of the notification stream; drop junk and interleaved ``DD`` frames.
 
     Only known commands with short payloads are taken as a frame start, so ``FF AA`` inside a
     ``DD`` frame (e.g. a checksum) is not mistaken for one unless its checksum also holds.
     """
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            start = buf.find(HEADER)
-            if start < 0:
-                keep = 1 if buf[-1] == HEADER[0] else 0  # a header may straddle chunks
-                if len(buf) > keep:
-                    self._reject("bytes outside FF AA frames", bytes(buf[:len(buf) - keep]))
-                    del buf[:len(buf) - keep]
-                break
-            if start:
-                self._reject("bytes outside FF AA frames", bytes(buf[:start]))
-                del buf[:start]
-            if len(buf) < 4:
-                break
-            if buf[2] not in KNOWN_COMMANDS or buf[3] > MAX_DATA:
-                self._reject(f"unknown FF AA command 0x{buf[2]:02x} or length {buf[3]}", bytes(buf[:4]))
-                del buf[:2]
-                continue
-            total = buf[3] + 5
-            if len(buf) < total:
-                break
-            raw = bytes(buf[:total])
-            if raw[-1] != sum8(raw[2:-1]):
-                self._reject("FF AA checksum mismatch", raw)
-                del buf[:2]
-                continue
-            del buf[:total]
-            out.append(self._accept(raw))
-        return out
+    heads = (HEADER,)
+    max_frame, min_frame = MAX_DATA + 5, 5
+
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        if len(buf) < at + 4:
+            return WAIT, 0
+        if buf[at + 2] not in KNOWN_COMMANDS or buf[at + 3] > MAX_DATA:
+            return f"unknown FF AA command 0x{buf[at + 2]:02x} or length {buf[at + 3]}", 0
+        end = at + buf[at + 3] + 5
+        if len(buf) < end:
+            return WAIT, 0
+        if buf[end - 1] != sum8(bytes(buf[at + 2:end - 1])):
+            return "FF AA checksum mismatch", 0
+        return OK, end
 
 
 class AuthOutcome(enum.Enum):

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from bmslib.errors import FrameError
 from bmslib.model import DeviceInfo, Reading
-from bmslib.protocol.base import AdvertisementMatcher, FrameAssembler
+from bmslib.protocol.base import OK, WAIT, AdvertisementMatcher, HeadedAssembler
 from bmslib.protocol.crc import sum16_complement
 from bmslib.protocol.fields import Field, FieldTable, Number, bits_to_names, decode_array, encode_array
 
@@ -96,37 +96,25 @@ def parse_request(frame: bytes) -> tuple[int, int, bytes] | None:
     return frame[1], frame[2], bytes(frame[4:4 + n])
 
 
-class JbdAssembler(FrameAssembler):
+class JbdAssembler(HeadedAssembler):
     """Assemble ``DD reg status len ... 77`` frames; resync on the next ``DD`` after junk or a bad frame."""
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            if not self._seek(START):
-                break
-            if len(buf) < 4:
-                break
-            if buf[2] not in (STATUS_OK, STATUS_ERROR):
-                self._reject(f"bad status byte 0x{buf[2]:02x}", bytes(buf[:4]))
-                del buf[:1]
-                continue
-            total = buf[3] + 7
-            if len(buf) < total:
-                break
-            frame = bytes(buf[:total])
-            if frame[-1] != END:
-                self._reject("missing end byte 0x77", frame)
-                del buf[:1]
-                continue
-            if frame[-3:-1] != checksum(frame[2:-3]):
-                self._reject("checksum mismatch", frame)
-                del buf[:1]
-                continue
-            del buf[:total]
-            out.append(self._accept(frame))
-        return out
+    heads = (bytes((START,)),)
+    max_frame, min_frame = 255 + 7, 7
+
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        if len(buf) < at + 4:
+            return WAIT, 0
+        if buf[at + 2] not in (STATUS_OK, STATUS_ERROR):
+            return f"bad status byte 0x{buf[at + 2]:02x}", 0
+        end = at + buf[at + 3] + 7
+        if len(buf) < end:
+            return WAIT, 0
+        if buf[end - 1] != END:
+            return "missing end byte 0x77", 0
+        if buf[end - 3:end - 1] != checksum(bytes(buf[at + 2:end - 3])):
+            return "checksum mismatch", 0
+        return OK, end
 
 
 def frame_register(frame: bytes) -> int:

@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 
 from bmslib.errors import FrameError, UnsupportedError
-from bmslib.protocol.base import FrameAssembler
+from bmslib.protocol.base import NOISE, OK, WAIT, HeadedAssembler
 from bmslib.protocol.crc import sum8
 
 HOST_HEADER = bytes.fromhex("aa5590eb")
@@ -136,10 +136,7 @@ def check_frame(frame: bytes) -> None:
         raise FrameError("JK frame checksum mismatch", redact(frame))
 
 
-_MARKERS = (FRAME_HEADER, HOST_HEADER, AT_NOISE)
-
-
-class JkAssembler(FrameAssembler):
+class JkAssembler(HeadedAssembler):
     """Assemble 300-byte frames of the types in ``types``; strip ``AT\\r\\n``, acks and echoes.
 
     ``acks`` counts ack frames (0xC8) seen, ``filtered`` every stripped piece of expected noise.
@@ -147,89 +144,48 @@ class JkAssembler(FrameAssembler):
     frame, which holds passcodes); rejected frames keep their bytes, redacted.
     """
 
+    heads = (FRAME_HEADER, HOST_HEADER, AT_NOISE)
+    max_frame = min_frame = FRAME_LENGTH
+
     def __init__(self, types: frozenset[int] = FRAME_TYPES) -> None:
         super().__init__()
         self.types = types
         self.acks = 0
         self.filtered = 0
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += chunk
-        out: list[bytes] = []
-        while buf:
-            if buf.startswith(FRAME_HEADER):
-                if not self._take_frame(out):
-                    break
-            elif buf.startswith(HOST_HEADER):
-                if not self._take_host_message():
-                    break
-            elif buf.startswith(AT_NOISE):
-                del buf[:len(AT_NOISE)]
-                self.filtered += 1
-            else:
-                n = self._skip_length()
-                if n == 0:
-                    break  # only a possible start of a marker is left
-                self._reject(f"{n} bytes of junk outside frames", b"")
-                del buf[:n]
-        return out
-
-    def _skip_length(self) -> int:
-        """How many leading bytes to drop to reach the next marker (or a partial one at the end)."""
-        buf = self._buf
-        found = [p for m in _MARKERS if (p := buf.find(m, 1)) > 0]
-        if found:
-            return min(found)
-        for keep in range(min(len(buf), len(FRAME_HEADER) - 1), 0, -1):
-            tail = bytes(buf[-keep:])
-            if any(m.startswith(tail) for m in _MARKERS):
-                return len(buf) - keep
-        return len(buf)
-
-    def _take_frame(self, out: list[bytes]) -> bool:
-        """Handle a buffer starting with a frame header; False if more bytes are needed."""
-        buf = self._buf
-        second = buf.find(FRAME_HEADER, 1, FRAME_LENGTH)
+    def check(self, buf: bytearray, at: int) -> tuple[str, int]:
+        if buf.startswith(FRAME_HEADER, at):
+            second = buf.find(FRAME_HEADER, at + 1, at + FRAME_LENGTH)
+            if second > 0:
+                return "second frame header inside a 300-byte window (spliced or truncated frame)", second
+            end = at + FRAME_LENGTH
+            if len(buf) < end:
+                return WAIT, 0
+            if sum8(bytes(buf[at:end - 1])) != buf[end - 1]:
+                return "checksum mismatch", 0
+            if buf[at + 4] not in self.types:
+                return f"frame type 0x{buf[at + 4]:02x} not handled", end
+            return OK, end
+        if buf.startswith(AT_NOISE, at):
+            return NOISE, at + len(AT_NOISE)
+        second = buf.find(FRAME_HEADER, at + 1, at + COMMAND_LENGTH)  # at a host header: an ack or echo
         if second > 0:
-            self._reject("second frame header inside a 300-byte window (spliced or truncated frame)",
-                         bytes(buf[:second]))
-            del buf[:second]
-            return True
-        if len(buf) < FRAME_LENGTH:
-            return False
-        frame = bytes(buf[:FRAME_LENGTH])
-        if sum8(frame[:299]) != frame[299]:
-            self._reject("checksum mismatch", frame)
-            del buf[:self._skip_length()]
-            return True
-        del buf[:FRAME_LENGTH]
-        if frame[4] not in self.types:
-            self._reject(f"frame type 0x{frame[4]:02x} not handled", frame)
-            return True
-        out.append(self._accept(frame))
-        return True
+            return "truncated ack/echo before a frame header", second
+        end = at + COMMAND_LENGTH
+        if len(buf) < end:
+            return WAIT, 0
+        if parse_command(bytes(buf[at:end])) is None:
+            return "malformed ack/echo", 0
+        return NOISE, end
 
-    def _take_host_message(self) -> bool:
-        """Handle a buffer starting with the host header (ack or echo); False if incomplete."""
-        buf = self._buf
-        second = buf.find(FRAME_HEADER, 1, COMMAND_LENGTH)
-        if second > 0:
-            self._reject("truncated ack/echo before a frame header", bytes(buf[:second]))
-            del buf[:second]
-            return True
-        if len(buf) < COMMAND_LENGTH:
-            return False
-        message = bytes(buf[:COMMAND_LENGTH])
-        if parse_command(message) is None:
-            self._reject("malformed ack/echo", message)
-            del buf[:self._skip_length()]
-            return True
-        del buf[:COMMAND_LENGTH]
+    def _noise(self, raw: bytes) -> None:
         self.filtered += 1
-        if message[4] == CMD_ACK:
+        if raw.startswith(HOST_HEADER) and raw[4] == CMD_ACK:
             self.acks += 1
-        return True
+
+    def _junk(self, reason: str, raw: bytes) -> None:
+        super()._junk(f"{len(raw)} bytes of junk outside frames", b"")
 
     def _reject(self, reason: str, raw: bytes) -> None:
-        super()._reject(reason, redact(raw))
+        size = COMMAND_LENGTH if raw.startswith(HOST_HEADER) else FRAME_LENGTH  # never the bytes after it
+        super()._reject(reason, redact(raw[:size]))
