@@ -1,16 +1,11 @@
-"""MQTT side of batmon: samples to topics, Home Assistant discovery, availability and switch commands.
+"""The MQTT sink: samples to topics for Home Assistant, with discovery, availability and switch commands.
 
-From the wire up:
-
-* :class:`~bmslib.mqtt_connection.MqttConnection` runs a paho-mqtt 2.x client on the asyncio event
-  loop (no paho thread), reconnecting forever; its last will marks the daemon offline.
-* Naming (:class:`DeviceTopics`, from :func:`bmslib.config.topic_prefix` and ``mqtt_node_id``) and the discovery payload
-  builders (:func:`discovery_config`, :func:`device_block`): pure functions of the entity table in
-  :mod:`bmslib.entities`, compatible with the add-on batmon replaces (see doc/MQTT.md).
-* :class:`MqttSink`, the sink the app feeds: it announces entities (retained), publishes states on
-  change and as a heartbeat, keeps availability, routes switch commands to the app, and removes
-  the discovery of entities a device no longer has (a record of what was announced is kept in the
-  state directory).
+It announces entities (retained), publishes states on change and as a heartbeat, keeps availability,
+puts switch commands on the App's queue, and removes the discovery of entities a device no longer has
+(a record of what was announced is kept in the state directory). What is published and when (the
+averaged sample, the switch echo, when an unchanged state is sent again) is decided by
+:mod:`bmslib.publishing`; what it builds on is in :mod:`bmslib.mqtt` (topics, discovery payloads, the
+discovery record, the connection: paho-mqtt on the asyncio loop, reconnecting, with a last will).
 
 All sink callbacks run on the event loop and only queue bytes on a non-blocking socket.
 """
@@ -18,20 +13,19 @@ All sink callbacks run on the event loop and only queue bytes on a non-blocking 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Final
 
-from bmslib import __version__
-from bmslib.config import AppConfig, mqtt_node_id, topic_prefix
+from bmslib.commands import CommandQueue, SwitchCommand
+from bmslib.config import AppConfig
 from bmslib.device import DeviceStatus
 from bmslib.entities import (
     METER_NAMES,
@@ -44,72 +38,19 @@ from bmslib.entities import (
     new_sample_entities,
 )
 from bmslib.model import DeviceInfo, OutputSign, Sample
-from bmslib.mqtt_connection import OFFLINE, ONLINE, MqttConnection
-from bmslib.sinks.base import Sink
-from bmslib.state_store import write_atomically
+from bmslib.mqtt.connection import OFFLINE, ONLINE, MqttConnection
+from bmslib.mqtt.discovery import config_digest, device_block, discovery_config, expire_after
+from bmslib.mqtt.record import RECORD_FILE, DiscoveryRecord
+from bmslib.mqtt.topics import DeviceTopics, daemon_status_topic, instance_id
+from bmslib.publishing import QUIET, SETTLE, Decision, StateResend
+from bmslib.sinks.base import Sink, SinkContext
 
 _LOG = logging.getLogger("batmon.mqtt")
 
-#: File in the state directory that records which discovery topics were announced per device.
-RECORD_FILE = "mqtt_discovery.json"
-HEARTBEAT_MAX = 60.0  # [s] unchanged states are re-sent at least this often
-HEARTBEAT_BURST_MIN = 50  # re-sends per heartbeat tick allowed whatever the number of states
-COMMANDS_PER_WINDOW = 5  # switch commands accepted per device per COMMAND_WINDOW
-COMMAND_WINDOW = 10.0  # [s]
-SWITCH_ECHO = 8.0  # [s] after a command the switch state is re-sent with every sample, changed or not
-PRUNE_AFTER = 10  # publishes of a device before entities it no longer has are removed
-BIRTH_DELAY = 1.0  # [s] after Home Assistant's birth message, before everything is re-published
-SETTLE = 0.5  # [s] after discovery was (re)published, the device's states are sent again
-
-SendFn = Callable[[str, str, bool], bool]
-SwitchRequest = Callable[[str, str, bool], bool]
-
-
-# --------------------------------------------------------------------------------------------------
-# Naming
-
-def object_id(desc: EntityDescription) -> str:
-    """The discovery object id: ``_<key_id>`` for sensors, the key's last level for the others."""
-    return f"_{desc.key_id}" if desc.component == "sensor" else desc.key.rsplit("/", 1)[-1]
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceTopics:
-    """All topics of one device."""
-
-    prefix: str
-    node: str
-    discovery_prefix: str
-
-    @classmethod
-    def for_alias(cls, alias: str, discovery_prefix: str) -> DeviceTopics:
-        prefix = topic_prefix(alias)
-        return cls(prefix=prefix, node=mqtt_node_id(prefix), discovery_prefix=discovery_prefix)
-
-    def state(self, desc: EntityDescription) -> str:
-        return f"{self.prefix}/{desc.key}"
-
-    @property
-    def availability(self) -> str:
-        return f"{self.prefix}/availability"
-
-    def discovery(self, desc: EntityDescription) -> str:
-        return f"{self.discovery_prefix}/{desc.component}/{self.node}/{object_id(desc)}/config"
-
-    def command(self, switch: str) -> str:
-        return f"{self.discovery_prefix}/switch/{self.node}/{switch}/set"
-
-    def unique_id(self, desc: EntityDescription) -> str:
-        return f"{self.prefix}__{desc.key_id}"
-
-
-def instance_id(aliases: Iterable[str]) -> str:
-    """A short id of this daemon instance (from its devices), used in its status topic."""
-    return hashlib.sha1("\n".join(sorted(aliases)).encode(), usedforsecurity=False).hexdigest()[:8]
-
-
-def daemon_status_topic(aliases: Iterable[str]) -> str:
-    return f"batmon/{instance_id(aliases)}/status"
+COMMANDS_PER_WINDOW: Final = 5  # switch commands accepted per device per COMMAND_WINDOW
+COMMAND_WINDOW: Final = 10.0  # [s]
+PRUNE_AFTER: Final = 10  # publishes of a device before entities it no longer has are removed
+BIRTH_DELAY: Final = 1.0  # [s] after Home Assistant's birth message, before everything is re-published
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,123 +67,6 @@ def format_payload(value: Value) -> str:
             text += "0" if text.endswith(".") else ""
         return text
     return str(value)
-
-
-def device_block(status: DeviceStatus, topics: DeviceTopics) -> dict[str, Any]:
-    """The discovery ``device`` block. Its identifier comes from the BLE address (or type and alias) and
-    never changes when device info arrives later; the other fields fill in when known."""
-    info: DeviceInfo = status.device_info
-    block: dict[str, Any] = {
-        "identifiers": [f"batmon_{status.identifier}"],
-        "name": f"{info.name} ({topics.prefix})" if info.name else topics.prefix,
-    }
-    for key, value in (("manufacturer", info.manufacturer), ("model", info.model), ("sw_version", info.sw_version),
-                       ("hw_version", info.hw_version), ("serial_number", info.serial)):
-        if value:
-            block[key] = value
-    return block
-
-
-ORIGIN = {"name": "batmon", "sw_version": __version__}
-
-
-def config_digest(payload: str) -> bytes:
-    """What is kept of a discovery payload sent, to tell whether it changed."""
-    return hashlib.blake2b(payload.encode(), digest_size=16).digest()
-
-
-def expire_after(expire_values_after: float) -> int | None:
-    return max(1, math.ceil(expire_values_after)) if expire_values_after > 0 else None
-
-
-def discovery_config(desc: EntityDescription, topics: DeviceTopics, *, device: Mapping[str, Any],
-                     daemon_topic: str, expire: int | None) -> dict[str, Any]:
-    """The discovery payload of one entity."""
-    cfg: dict[str, Any] = {
-        "unique_id": topics.unique_id(desc),
-        "name": desc.name,
-        "state_topic": topics.state(desc),
-    }
-    if desc.component == "switch":
-        assert desc.switch is not None
-        cfg["command_topic"] = topics.command(desc.switch)
-        cfg["payload_on"], cfg["payload_off"] = "ON", "OFF"
-    for key, value in (("device_class", desc.device_class), ("state_class", desc.state_class),
-                       ("unit_of_measurement", desc.unit), ("suggested_display_precision", desc.precision),
-                       ("entity_category", desc.entity_category)):
-        if value is not None:
-            cfg[key] = value
-    if desc.icon:
-        cfg["icon"] = f"mdi:{desc.icon}"
-    if not desc.enabled_by_default:
-        cfg["enabled_by_default"] = False
-    if expire is not None and desc.component != "switch":
-        cfg["expire_after"] = expire
-    cfg["availability"] = [{"topic": daemon_topic}, {"topic": topics.availability}]
-    cfg["availability_mode"] = "all"
-    cfg["device"] = dict(device)
-    cfg["origin"] = dict(ORIGIN)
-    return cfg
-
-
-# --------------------------------------------------------------------------------------------------
-# What was announced, across restarts
-
-
-class DiscoveryRecord:
-    """Per device alias: its availability topic and the discovery topics announced for it.
-
-    Kept as JSON in the state directory so that entities a device no longer has (fewer cells, a device
-    removed from the options) can be removed after a restart too.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.devices: dict[str, dict[str, Any]] = {}
-        self._dirty = False
-
-    def load(self) -> None:
-        if self.path is None:
-            return
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            _LOG.warning("ignoring %s (%s): entities removed while batmon was down stay in Home Assistant",
-                         self.path, exc)
-            return
-        devices = data.get("devices") if isinstance(data, dict) else None
-        if isinstance(devices, dict):
-            for alias, entry in devices.items():
-                if isinstance(entry, dict) and isinstance(entry.get("discovery"), list):
-                    self.devices[str(alias)] = {
-                        "availability": str(entry.get("availability") or ""),
-                        "discovery": sorted({str(t) for t in entry["discovery"]}),
-                    }
-
-    def topics(self, alias: str) -> set[str]:
-        return set(self.devices.get(alias, {}).get("discovery", ()))
-
-    def set(self, alias: str, availability: str, topics: Iterable[str]) -> None:
-        entry = {"availability": availability, "discovery": sorted(set(topics))}
-        if self.devices.get(alias) != entry:
-            self.devices[alias] = entry
-            self._dirty = True
-
-    def forget(self, alias: str) -> None:
-        if self.devices.pop(alias, None) is not None:
-            self._dirty = True
-
-    def save(self) -> None:
-        if not self._dirty or self.path is None:
-            return
-        self._dirty = False
-        data = json.dumps({"version": 1, "devices": self.devices}, indent=1, sort_keys=True).encode()
-        try:
-            write_atomically(self.path, data)
-        except OSError as exc:
-            _LOG.warning("cannot write %s: %s", self.path, exc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,7 +144,6 @@ class _Device:
     publishes: int = 0
     pruned: bool = False
     info: DeviceInfo | None = None
-    echo_switches_until: float = -math.inf
     resend: asyncio.TimerHandle | None = None
     commands: _Window = field(default_factory=_Window)  # switch commands passed on
     refusals: _Window = field(default_factory=_Window)  # refused commands logged
@@ -347,8 +170,8 @@ class MqttSink(Sink):
 
     name = "mqtt"
 
-    def __init__(self, config: AppConfig, sign: OutputSign, *, request_switch: SwitchRequest,
-                 statuses: Callable[[], Iterable[DeviceStatus]], state_dir: Path | None = None,
+    def __init__(self, config: AppConfig, sign: OutputSign, *, commands: CommandQueue,
+                 statuses: Sequence[DeviceStatus], state_dir: Path | None = None,
                  backoff: tuple[float, float] = (1.0, 60.0), keepalive: int = 30,
                  prune_after: int = PRUNE_AFTER, birth_delay: float = BIRTH_DELAY, settle: float = SETTLE,
                  commands_per_window: int = COMMANDS_PER_WINDOW, command_window: float = COMMAND_WINDOW,
@@ -357,16 +180,16 @@ class MqttSink(Sink):
         self.config = config
         self.mqtt = config.mqtt
         self.sign = sign
-        self.request_switch = request_switch
+        self.commands = commands  # the App's: switch commands go there
         self.statuses = statuses
         self.prune_after = prune_after
         self.birth_delay = birth_delay
-        self.settle = settle
         self.commands_per_window = commands_per_window
         self.command_window = command_window
         self.clock = clock
         self.expire = expire_after(config.expire_values_after)
-        self.heartbeat = min(config.expire_values_after / 2, HEARTBEAT_MAX) if self.expire else HEARTBEAT_MAX
+        self.resend = StateResend.for_expiry(config.expire_values_after, settle=settle)
+        self.heartbeat = self.resend.heartbeat
         self.aliases = tuple(d.alias for d in config.devices)
         self.status_topic = daemon_status_topic(self.aliases)
         self.birth_topic = f"{self.mqtt.discovery_prefix}/status"
@@ -398,19 +221,22 @@ class MqttSink(Sink):
         await self.conn.stop(timeout)
 
     # --- sink callbacks ---
-    def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
+    def on_sample(self, device: DeviceStatus, sample: Sample, decision: Decision = QUIET) -> None:
+        """Switch states from every sample (re-sent when the decision echoes them); all states when the
+        decision publishes."""
         dev = self._device(device)
-        if not dev.entities:
-            return
-        now = self.clock()
-        echo = now < dev.echo_switches_until
-        for slot in dev.publish_plan()[1]:  # one send per state topic
-            payload = slot.payload_of(sample, device, self.sign)
-            if payload is not None:
-                self._send_state(dev, slot.topic, payload, now, force=echo)
+        if dev.entities:
+            now = self.clock()
+            echo = decision.echo_switches
+            for slot in dev.publish_plan()[1]:  # one send per state topic
+                payload = slot.payload_of(sample, device, self.sign)
+                if payload is not None:
+                    self._send_state(dev, slot.topic, payload, now, force=echo)
+        if decision.published is not None:
+            self._publish(dev, device, decision.published)
 
-    def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
-        dev = self._device(device)
+    def _publish(self, dev: _Device, device: DeviceStatus, sample: Sample) -> None:
+        """Announce the entities ``sample`` brings, then send the states that changed."""
         dev.publishes += 1
         # the per-cell, per-probe and switch entities are looked for only when the layout changed (once
         # looked for, they are in dev.entities, and entities are never dropped from it)
@@ -517,7 +343,7 @@ class MqttSink(Sink):
         sent before it subscribed is lost (states are not retained)."""
         if dev.resend is not None:
             dev.resend.cancel()
-        dev.resend = asyncio.get_running_loop().call_later(self.settle, self._resend_states, dev)
+        dev.resend = asyncio.get_running_loop().call_later(self.resend.settle, self._resend_states, dev)
 
     def _resend_states(self, dev: _Device) -> None:
         dev.resend = None
@@ -587,7 +413,7 @@ class MqttSink(Sink):
 
     def _command_topics(self) -> None:
         self._commands.clear()
-        for status in self.statuses():
+        for status in self.statuses:
             dev = self._device(status)
             for switch in sorted(status.switches):
                 self._commands[dev.topics.command(switch)] = (status.alias, switch)
@@ -614,9 +440,8 @@ class MqttSink(Sink):
             return
         if not self._rate_ok(dev):
             return
+        self.commands.put_nowait(SwitchCommand(alias, switch, word == "ON", "mqtt"))  # right after the rate check
         _LOG.info("%s: switch %s %s requested over MQTT", alias, switch, word.lower())
-        if self.request_switch(alias, switch, word == "ON"):
-            dev.echo_switches_until = self.clock() + SWITCH_ECHO
 
     def _refused(self, dev: _Device, message: str, *args: object) -> None:
         """Log a refused command; not more than ``commands_per_window`` per window and device (a flood of bad
@@ -647,16 +472,13 @@ class MqttSink(Sink):
         self._birth_task = asyncio.get_running_loop().create_task(later(), name="mqtt-birth")
 
     async def _heartbeat(self) -> None:
-        tick = max(0.05, min(1.0, self.heartbeat / 4))
+        """Re-send unchanged states a heartbeat after they were last sent, a budget per tick (see StateResend)."""
+        tick = self.resend.tick
         while True:
             await asyncio.sleep(tick)
             if not self.conn.connected:
                 continue
-            # At most this many re-sends per tick. States sent together (devices start together) would
-            # otherwise come due together at every heartbeat, all in one burst; spread out, each still
-            # goes out within 2/3 of a heartbeat of coming due.
-            total = sum(len(dev.states) for dev in self.devices.values() if dev.available)
-            budget = max(HEARTBEAT_BURST_MIN, math.ceil(1.5 * total * tick / self.heartbeat))
+            budget = self.resend.budget(sum(len(dev.states) for dev in self.devices.values() if dev.available))
             now = self.clock()
             for dev in self.devices.values():
                 if not dev.available:
@@ -669,55 +491,9 @@ class MqttSink(Sink):
                         budget -= 1
 
 
-
-# --------------------------------------------------------------------------------------------------
-# Documentation: the entity table of doc/MQTT.md is generated from the entity table itself
-
-
-def _doc_rows() -> list[tuple[EntityDescription, dict[str, str], str]]:
-    """(description, textual substitutions, when published) for every kind of entity, in doc order."""
-    from bmslib.entities import (  # noqa: PLC0415  (only the doc needs them)
-        DIAGNOSTICS,
-        SAMPLE_ENTITIES,
-        cell_entities,
-        switch_entities,
-        temperature_entities,
-    )
-
-    rows: list[tuple[EntityDescription, dict[str, str], str]] = []
-    for d in SAMPLE_ENTITIES:
-        rows.append((d, {}, "when the device reports it"))
-    cell = cell_entities(1)[0]
-    rows.append((cell, {"cell_voltages/1": "cell_voltages/<i>", "cell_voltages_1": "cell_voltages_<i>",
-                        "Cell Volt 1": "Cell Volt <i>"}, "per cell, i = 1..n; the name pads i to the digits of n"))
-    for d in cell_entities(2)[2:]:
-        rows.append((d, {}, "more than one cell"))
-    rows.append((temperature_entities(1)[0], {"/1": "/<i>", "_1": "_<i>", "Temperatures 1": "Temperatures <i>"},
-                 "per temperature probe, i = 1..n"))
-    sw = {"charge": "<name>"}
-    for d in switch_entities(["charge"], {"charge"}):
-        rows.append((d, sw, "per switch batmon can set (charge, discharge, balance)" if d.component == "switch"
-                     else "per switch reported; disabled by default where a switch entity exists"))
-    when = {"diag/rssi": "when the RSSI is known", "diag/algorithm": "with an algorithm configured"}
-    for d in DIAGNOSTICS:
-        rows.append((d, {}, when.get(d.key, "always")))
-    for d in meter_entities(METER_NAMES):
-        rows.append((d, {}, "once the meters have a value"))
-    return rows
-
-
-def entity_table_markdown(alias: str = "battery1", discovery_prefix: str = "homeassistant") -> str:
-    """The Markdown table of every entity batmon can publish for a device ``alias``."""
-    topics = DeviceTopics.for_alias(alias, discovery_prefix)
-    columns = ("state topic", "discovery topic", "unique_id", "name", "component", "unit", "device_class",
-               "state_class", "precision", "category", "published")
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for d, subst, when in _doc_rows():
-        names = [topics.state(d), topics.discovery(d), topics.unique_id(d), d.name]
-        for old, new in subst.items():
-            names = [n.replace(old, new) for n in names]
-        cells = [f"`{n}`" for n in names[:3]] + [names[3], d.component, d.unit or "", d.device_class or "",
-                                                d.state_class or "", "" if d.precision is None else str(d.precision),
-                                                d.entity_category or "", when]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def mqtt_sink(context: SinkContext) -> MqttSink | None:
+    """The MQTT sink when the options name a broker (a :data:`~bmslib.sinks.base.SinkFactory`)."""
+    if context.config.mqtt is None:
+        return None
+    return MqttSink(context.config, context.sign, commands=context.commands, statuses=context.statuses,
+                    state_dir=context.state_dir)

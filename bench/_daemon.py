@@ -1,6 +1,6 @@
 """The daemon as the pipeline benchmark runs it: ``python -m bench._daemon --config FILE ...``.
 
-The same as ``main.py --config FILE`` (options file, logging, the App with its default sinks, SIGTERM
+The same as ``main.py --config FILE`` (options file, logging, the App with main.py's sinks, SIGTERM
 for a clean stop), with three additions the benchmark needs and the daemon has no option for:
 
 * ``--trace FILE``: the simulated radio numbers the emulators' frames and logs their delivery
@@ -29,9 +29,11 @@ from bmslib.app import App
 from bmslib.cli import freeze_startup_objects, load_app_config, setup_logging
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
+from bmslib.publishing import QUIET, Decision
 from bmslib.sim.radio import SimRadio
 from bmslib.sim.trace import FrameTrace
 from bmslib.sinks.base import Sink
+from main import SINK_FACTORIES
 
 _LOG = logging.getLogger("batmon.bench")
 
@@ -45,11 +47,10 @@ class CountingSink(Sink):
         self.samples = 0
         self.publishes = 0
 
-    def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
+    def on_sample(self, device: DeviceStatus, sample: Sample, decision: Decision = QUIET) -> None:
         self.samples += 1
-
-    def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
-        self.publishes += 1
+        if decision.published is not None:
+            self.publishes += 1
 
 
 def write_stats(path: Path, app: App, counter: CountingSink, radio: SimRadio) -> None:
@@ -70,7 +71,7 @@ async def run(args: argparse.Namespace) -> int:
     config = load_app_config(args.config, demo=False)
     trace = FrameTrace(Path(args.trace)) if args.trace else None
     radio = SimRadio(trace=trace)
-    app = App(config, radio=radio, state_dir=Path(args.state_dir))
+    app = App(config, radio=radio, state_dir=Path(args.state_dir), sink_factories=SINK_FACTORIES)
     for em in radio.emulators:
         em.faults.latency = args.response_time
     counter = CountingSink()

@@ -1,4 +1,10 @@
-"""The application object: built from a validated config, owns devices, samplers, sinks and shutdown."""
+"""The application object: built from a validated config, owns devices, samplers, sinks and shutdown.
+
+Data flows one way through it. Each device's task takes the samples its sampler yields, runs the meters
+and the charge algorithm on them, asks the device's :class:`DevicePublisher` what to publish, and hands
+sample and decision to every sink through the sink interface. Switch commands come back the other way
+on one :class:`CommandQueue` (from MQTT, groups and algorithms).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import random
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +30,7 @@ from bmslib.groups.combine import member_switches
 from bmslib.groups.driver import FIRST_SAMPLE_WAIT, GroupDriver, age_limit
 from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
-from bmslib.publishing import Averager, PublishSchedule
+from bmslib.publishing import METER_PUBLISH_PERIOD, Decision, DevicePublisher
 from bmslib.registry import device_types
 from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
 from bmslib.sim.bank import ParallelBank, cell_resistance
@@ -32,17 +38,12 @@ from bmslib.sim.battery import BatteryModel, sine_load
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.knobs import bank_name, set_faults
 from bmslib.sim.radio import SimRadio, sim_address
-from bmslib.sinks.base import Sink
-from bmslib.sinks.console import ConsoleSink
+from bmslib.sinks.base import Sink, SinkContext, SinkFactory
 
 _LOG = logging.getLogger("batmon")
 
 SampleHook = Callable[[DeviceStatus, Sample], Awaitable[None]]
 AVAILABILITY_CHECK = 1.0  # [s]
-#: [s] a device's meters go to the sinks this often, right after one of its samples (and for every
-#: device at start and shutdown): after the states, so a burst of meters never holds up the states, and
-#: each device on its own sampling phase, so the meters of many devices do not all leave at once
-METER_PUBLISH_PERIOD = 30.0
 STATE_SAVE_PERIOD = 30.0  # [s] meter states are saved this often (and at shutdown)
 EXIT_OK, EXIT_WATCHDOG = 0, 1
 
@@ -66,10 +67,7 @@ class DeviceRuntime:
     status: DeviceStatus
     driver: Driver
     sampler: DeviceSampler
-    averager: Averager = field(default_factory=Averager)
-    schedule: PublishSchedule = field(default_factory=lambda: PublishSchedule(1.0))
-    force_publish: bool = False
-    meters_due: float = 0.0  # [monotonic s] when this device's meters go to the sinks next
+    publisher: DevicePublisher
 
 
 def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random, *,
@@ -93,7 +91,8 @@ class App:
 
     def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
                  backend: BleBackend | None = None, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
-                 state_dir: Path | None = None, watchdog_timeout: float | None = None,
+                 sink_factories: Sequence[SinkFactory] = (), state_dir: Path | None = None,
+                 watchdog_timeout: float | None = None,
                  save_interval: float = STATE_SAVE_PERIOD, meter_period: float = METER_PUBLISH_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
@@ -109,9 +108,9 @@ class App:
         self.read_lock = None if config.concurrent_sampling else asyncio.Lock()
         self.sample_hooks: list[SampleHook] = []
         self.devices: dict[str, DeviceRuntime] = {}
-        self.commands: CommandQueue = asyncio.Queue()  # switch commands from groups and algorithms
+        self.commands: CommandQueue = asyncio.Queue()  # switch commands from MQTT, groups and algorithms
         self.unavailable: UnavailableQueue = asyncio.Queue()  # devices whose read said "unavailable now"
-        self.sinks: list[Sink] = list(sinks) if sinks is not None else self._default_sinks()
+        self.meter_period = meter_period
         self._tasks: list[asyncio.Task[None]] = []
         self._sink_errors: dict[str, float] = {}
         self._last_sample_mono = time.monotonic()
@@ -121,10 +120,11 @@ class App:
         for dev in config.devices:
             if dev.is_group:
                 self._add_group(dev)
+        #: the sinks in the order they get each event: the ones given, else those the factories build
+        self.sinks: list[Sink] = list(sinks) if sinks is not None else self._build_sinks(sink_factories)
         # energy meters, charge algorithms (their state is kept in state_dir; without one, in memory only)
         self._persist = state_dir is not None
         self.save_interval = save_interval
-        self.meter_period = meter_period
         self.meter_book = MeterBook(self.state_dir / METER_FILE, log=_LOG)
         self.algorithms: dict[str, AlgorithmRunner] = {}
         for alias, rt in self.devices.items():
@@ -135,21 +135,10 @@ class App:
         self._state_lock = asyncio.Lock()
 
     # --- construction ---
-    def _default_sinks(self) -> list[Sink]:
-        sinks: list[Sink] = []
-        if self.config.mqtt is None:
-            sinks.append(ConsoleSink(self.sign))
-        else:
-            from mqtt_util import MqttSink  # noqa: PLC0415  (top-level module; imports bmslib itself)
-
-            sinks.append(MqttSink(self.config, self.sign, request_switch=self.request_switch,
-                                  statuses=lambda: [rt.status for rt in self.devices.values()],
-                                  state_dir=self.state_dir))
-        if self.config.influxdb is not None:
-            from bmslib.sinks.influx import InfluxSink  # noqa: PLC0415  (loads influxdb-client only when used)
-
-            sinks.append(InfluxSink(self.config.influxdb, self.sign))
-        return sinks
+    def _build_sinks(self, factories: Sequence[SinkFactory]) -> list[Sink]:
+        context = SinkContext(config=self.config, sign=self.sign, commands=self.commands, state_dir=self.state_dir,
+                              statuses=tuple(rt.status for rt in self.devices.values()))
+        return [sink for factory in factories if (sink := factory(context)) is not None]
 
     def _sim_radio(self) -> SimRadio:
         if self.radio is None:
@@ -182,10 +171,9 @@ class App:
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=keep_alive or not dtype.radio,
                                current_calibration=cfg.current_calibration,
                                read_timeout=driver.read_timeout)
-        sampler = DeviceSampler(driver, status, policy, on_sample=self._on_sample, log=log,
-                                connect_lock=self.connect_lock, read_lock=self.read_lock if dtype.radio else None)
-        self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler,
-                                                schedule=PublishSchedule(self.config.publish_period))
+        sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock,
+                                read_lock=self.read_lock if dtype.radio else None)
+        self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
 
     def _add_group(self, cfg: DeviceConfig) -> None:
         """A group: a device without radio whose reads combine its members' latest samples."""
@@ -201,10 +189,12 @@ class App:
                               device_info=driver.device_info, is_group=True)
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=True,
                                current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10)
-        sampler = DeviceSampler(driver, status, policy, on_sample=self._on_sample, log=log,
-                                connect_lock=self.connect_lock, read_lock=None, unavailable=self.unavailable)
-        self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler,
-                                                schedule=PublishSchedule(self.config.publish_period))
+        sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock, read_lock=None,
+                                unavailable=self.unavailable)
+        self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
+
+    def _publisher(self) -> DevicePublisher:
+        return DevicePublisher(self.config.publish_period, meter_period=self.meter_period)
 
     def _report_unavailable(self, item: tuple[DeviceStatus, str]) -> None:
         """A read said the device has nothing current (a group with a stale member, ``why``): it is unavailable
@@ -213,7 +203,7 @@ class App:
         if status.available:
             status.available = False
             self.devices[status.alias].sampler.log.warning("unavailable: %s", why)
-            self._to_sinks("on_availability", status, False)
+            self._sinks_availability(status, False)
 
     def _add_algorithm(self, rt: DeviceRuntime) -> None:
         cfg = rt.config
@@ -242,10 +232,10 @@ class App:
             algorithm.load()
 
     def _publish_meters(self) -> None:
-        due = time.monotonic() + self.meter_period
+        now = time.monotonic()
         for alias, rt in self.devices.items():
-            rt.meters_due = due
-            self._to_sinks("on_meters", rt.status, self.meter_book.readings(alias))
+            rt.publisher.meters_sent(now)
+            self._sinks_meters(rt.status, self.meter_book.readings(alias))
 
     async def _save_state(self) -> None:
         async with self._state_lock:
@@ -260,45 +250,65 @@ class App:
                 await self._save_state()
 
     # --- pipeline ---
-    async def _on_sample(self, status: DeviceStatus, sample: Sample) -> None:
-        self._last_sample_mono = time.monotonic()
-        rt = self.devices.get(status.alias)
+    async def _device_loop(self, rt: DeviceRuntime) -> None:
+        """The device's task: sample until stopped, each sample through hooks, publisher and sinks."""
+        async for sample in rt.sampler.samples(self.stop_event):
+            await self._on_sample(rt, sample)
+
+    async def _on_sample(self, rt: DeviceRuntime, sample: Sample) -> None:
+        now = self._last_sample_mono = time.monotonic()
+        status = rt.status
         for hook in self.sample_hooks:
             try:
                 await hook(status, sample)
             except Exception:  # noqa: BLE001  (a failing hook must not stop sampling; logged with traceback)
                 _LOG.exception("sample hook %s failed for %s", getattr(hook, "__qualname__", hook), status.alias)
-        self._to_sinks("on_sample", status, sample)
         if not status.available:
             status.available = True
-            self._to_sinks("on_availability", status, True)
-        if rt is None:
-            return
-        rt.averager.add(sample)
-        now = time.monotonic()
-        if rt.force_publish or rt.schedule.due(sample, now):
-            rt.force_publish = False
-            avg = rt.averager.pop()
-            if avg is not None:
-                rt.schedule.published(avg, now, sample.power)
-                self._to_sinks("on_publish", status, avg)
-        if now >= rt.meters_due:
-            rt.meters_due = now + self.meter_period
-            self._to_sinks("on_meters", status, self.meter_book.readings(status.alias))
+            self._sinks_availability(status, True)
+        self._sinks_sample(status, sample, rt.publisher.decide(sample, now))
+        if rt.publisher.meters_due(now):
+            self._sinks_meters(status, self.meter_book.readings(status.alias))
 
-    def _to_sinks(self, method: str, *args: object) -> None:
+    # each sink gets each event once, through the sink interface; a failing sink is logged and skipped
+    def _sinks_sample(self, status: DeviceStatus, sample: Sample, decision: Decision) -> None:
         for sink in self.sinks:
             try:
-                getattr(sink, method)(*args)
+                sink.on_sample(status, sample, decision)
             except Exception:  # noqa: BLE001  (a failing sink must not stop sampling; logged with traceback)
-                now = time.monotonic()
-                if now - self._sink_errors.get(sink.name, -1e9) > 60:
-                    self._sink_errors[sink.name] = now
-                    _LOG.exception("sink %s failed in %s (further failures within 60 s are not logged)",
-                                   sink.name, method)
+                self._sink_failed(sink, "on_sample")
+
+    def _sinks_availability(self, status: DeviceStatus, available: bool) -> None:
+        for sink in self.sinks:
+            try:
+                sink.on_availability(status, available)
+            except Exception:  # noqa: BLE001  (as above)
+                self._sink_failed(sink, "on_availability")
+
+    def _sinks_meters(self, status: DeviceStatus, meters: Mapping[str, float]) -> None:
+        for sink in self.sinks:
+            try:
+                sink.on_meters(status, meters)
+            except Exception:  # noqa: BLE001  (as above)
+                self._sink_failed(sink, "on_meters")
+
+    def _sink_failed(self, sink: Sink, method: str) -> None:
+        """Log a sink's failure with its traceback, at most once a minute per sink."""
+        now = time.monotonic()
+        if now - self._sink_errors.get(sink.name, -1e9) > 60:
+            self._sink_errors[sink.name] = now
+            _LOG.exception("sink %s failed in %s (further failures within 60 s are not logged)", sink.name, method)
+
+    # --- switch commands ---
+    def _run_command(self, command: SwitchCommand) -> None:
+        """One switch command from the queue; a refusal is logged by :meth:`request_switch`. A command from
+        Home Assistant (MQTT) has the device's switch states echoed for a while."""
+        accepted = self.request_switch(command.alias, command.switch, command.on)
+        if accepted and command.origin == "mqtt":
+            self.devices[command.alias].publisher.switch_commanded(time.monotonic(), echo=True)
 
     def request_switch(self, alias: str, name: str, on: bool) -> bool:
-        """Queue a switch command for a device (from MQTT or an algorithm). False if refused."""
+        """Queue a switch command for a device (from MQTT or an algorithm). False if refused (logged)."""
         rt = self.devices.get(alias)
         if rt is None:
             _LOG.warning("switch command for unknown device %r ignored", alias)
@@ -307,13 +317,9 @@ class App:
             rt.sampler.log.warning("switch %s %s refused: the device is offline", name, "on" if on else "off")
             return False
         if rt.sampler.request_switch(name, on):
-            rt.force_publish = True
+            rt.publisher.switch_commanded(time.monotonic(), echo=False)
             return True
         return False
-
-    def _run_command(self, command: SwitchCommand) -> None:
-        """One switch command from the queue (a group's or an algorithm's); a refusal is logged by request_switch."""
-        self.request_switch(command.alias, command.switch, command.on)
 
     async def _drain(self, queue: asyncio.Queue[_Item], handle: Callable[[_Item], None]) -> None:
         """Hand every item put on ``queue`` to ``handle``, until the App stops."""
@@ -343,7 +349,7 @@ class App:
                         rt.status.available = False
                         rt.sampler.log.warning("no fresh sample for %.0f s: unavailable (last error: %s)",
                                                expire, rt.status.last_error or "-")
-                        self._to_sinks("on_availability", rt.status, False)
+                        self._sinks_availability(rt.status, False)
             await self._sleep(AVAILABILITY_CHECK)
 
     async def _watchdog_loop(self) -> None:
@@ -392,7 +398,7 @@ class App:
         self._last_sample_mono = time.monotonic()
         loop = asyncio.get_running_loop()
         for rt in self.devices.values():
-            self._tasks.append(loop.create_task(rt.sampler.run(self.stop_event), name=f"sample-{rt.status.alias}"))
+            self._tasks.append(loop.create_task(self._device_loop(rt), name=f"sample-{rt.status.alias}"))
         self._tasks.append(loop.create_task(self._availability_loop(), name="availability"))
         self._tasks.append(loop.create_task(self._drain(self.commands, self._run_command), name="commands"))
         unavailable = self._drain(self.unavailable, self._report_unavailable)

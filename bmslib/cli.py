@@ -23,6 +23,7 @@ from bmslib.registry import device_types, type_infos
 
 if TYPE_CHECKING:
     from bmslib.sim.faults import FaultPlan
+    from bmslib.sinks.base import SinkFactory
 
 EXIT_CONFIG = 2
 EXIT_NO_FRAME = 1  # `decode`: the input holds no complete frame
@@ -95,7 +96,9 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFactory]) -> int:
+    """Run the command ``argv`` asks for; ``run`` hands the App ``sink_factories`` (main.py's: the MQTT
+    sink lives above bmslib)."""
     args = build_parser().parse_args(argv)
     command = args.command or "run"
     setup_logging(args.verbose)
@@ -104,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "scan":
         return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo))
     return cmd_run(config_path=args.config, demo=args.demo, state_dir=args.state_dir, verbose=args.verbose,
-                   save_interval=args.save_interval)
+                   save_interval=args.save_interval, sink_factories=sink_factories)
 
 
 # --- decode -----------------------------------------------------------------------------------------
@@ -196,7 +199,7 @@ def default_state_dir(config_source: str) -> Path:
 
 
 def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbose: bool,
-            save_interval: float = 30.0) -> int:
+            save_interval: float = 30.0, sink_factories: Sequence[SinkFactory] = ()) -> int:
     try:
         config = load_app_config(config_path, demo=demo)
     except ConfigError as exc:
@@ -231,7 +234,8 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
         print(problem, file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return asyncio.run(_run(config, directory, save_interval=max(0.1, save_interval), faults=faults))
+        return asyncio.run(_run(config, directory, save_interval=max(0.1, save_interval), faults=faults,
+                                sink_factories=sink_factories))
     except BluetoothUnavailableError as exc:
         print(f"Bluetooth is not available: {exc}", file=sys.stderr)
         return 1
@@ -246,10 +250,10 @@ def freeze_startup_objects() -> None:
 
 
 async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.0,
-               faults: FaultPlan | None = None) -> int:
+               faults: FaultPlan | None = None, sink_factories: Sequence[SinkFactory] = ()) -> int:
     from bmslib.app import App  # noqa: PLC0415
 
-    app = App(config, state_dir=state_dir, save_interval=save_interval)
+    app = App(config, state_dir=state_dir, save_interval=save_interval, sink_factories=sink_factories)
     freeze_startup_objects()
     loop = asyncio.get_running_loop()
     fault_task = None

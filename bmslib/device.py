@@ -1,4 +1,5 @@
-"""What the daemon knows about one configured device at run time (read by sinks, written by the sampler)."""
+"""What the daemon knows about one configured device at run time (read by sinks and groups; see
+:class:`DeviceStatus` for who writes which fields)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ LINK_QUALITY_WINDOW = 100
 
 @dataclass
 class DeviceStatus:
-    """Run-time state of one device. Sinks read it; only its sampler writes it."""
+    """Run-time state of one device. Sinks and groups read it. Its sampler writes what it reads (samples,
+    errors, device info, RSSI, the switches offered); the App writes ``available`` and ``meter_gaps``, and
+    the device's charge algorithm ``algorithm_status``."""
 
     alias: str
     type: str

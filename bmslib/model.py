@@ -4,9 +4,10 @@ Sign convention (the same as the add-on batmon replaces): **current and power ar
 the battery discharges** and negative while it charges. Protocol decoders convert the wire sign to
 this convention; the published sign is chosen once, at the output boundary (``invert_current``).
 
-Decoders return a :class:`Reading` (the fields one frame carries); drivers merge readings and build a
-frozen :class:`Sample` with :meth:`Sample.build`, which is also the one place where derived values
-(power from V x I, SoC from charge/capacity, ...) are computed.
+Decoders return a :class:`Reading` (the fields one frame carries); drivers merge the readings of one
+read into one, and the sampler (and the ``decode`` command) builds a frozen :class:`Sample` from it
+with :meth:`Sample.build`, which is also the one place where derived values (power from V x I, SoC from
+charge/capacity, ...) are computed.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -41,7 +41,6 @@ from bmslib.model import Sample
 
 T = TypeVar("T")
 
-SampleCallback = Callable[[DeviceStatus, Sample], Awaitable[None]]
 #: where a read that failed with UnavailableError goes: (the device, why), for the App to report it unavailable
 UnavailableQueue = asyncio.Queue[tuple[DeviceStatus, str]]
 
@@ -63,22 +62,23 @@ class SamplerPolicy:
 
 
 class DeviceSampler:
-    """Drives one device's driver and reports samples and errors into its :class:`DeviceStatus`."""
+    """Drives one device's driver, records samples and errors in its :class:`DeviceStatus` and yields the
+    samples (:meth:`samples`)."""
 
     def __init__(self, driver: Driver, status: DeviceStatus, policy: SamplerPolicy, *,
-                 on_sample: SampleCallback, log: logging.LoggerAdapter[logging.Logger],
+                 log: logging.LoggerAdapter[logging.Logger],
                  connect_lock: asyncio.Lock, read_lock: asyncio.Lock | None,
                  unavailable: UnavailableQueue | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.driver = driver
         self.status = status
         self.policy = policy
-        self.on_sample = on_sample
         self.log = log
         self.connect_lock = connect_lock
         self.read_lock = read_lock
         self.unavailable = unavailable
         self.clock = clock
         self.commands: deque[tuple[str, bool]] = deque()
+        self._fresh: deque[Sample] = deque()  # samples read in this cycle, not yet yielded
         self.wakeup = asyncio.Event()
         self._backoff = 0.0
         self._retry_at = 0.0
@@ -100,7 +100,9 @@ class DeviceSampler:
         return True
 
     # --- loop ---
-    async def run(self, stop: asyncio.Event) -> None:
+    async def samples(self, stop: asyncio.Event) -> AsyncIterator[Sample]:
+        """Sample until ``stop`` is set, then disconnect. Yields every good sample (those read to confirm a
+        switch command included) after the cycle that read it, in the order read."""
         # one task for the whole run turns ``stop`` into a wakeup, so that each wait is on one event
         stopper = asyncio.get_running_loop().create_task(self._wake_on(stop), name=f"stop-{self.status.alias}")
         try:
@@ -110,6 +112,8 @@ class DeviceSampler:
                     await self.cycle()
                 except Exception:  # a bug must not end sampling of this device
                     self.log.exception("unexpected error while sampling")
+                while self._fresh:
+                    yield self._fresh.popleft()
                 next_at = max(next_at + self.policy.period, self.clock())
                 self.wakeup.clear()
                 if stop.is_set():
@@ -259,7 +263,7 @@ class DeviceSampler:
         self.status.device_info = self.status.device_info.merged(self.driver.device_info)
         self.status.switches = self.driver.offered_switches  # may narrow once the variant is known
         self.status.rssi = self.driver.rssi
-        await self.on_sample(self.status, sample)
+        self._fresh.append(sample)
         return sample
 
     def _read_slot(self) -> contextlib.AbstractAsyncContextManager[object]:

@@ -17,6 +17,7 @@ from bmslib.bms.jk.emulator import Jk04Emulator
 from bmslib.config import AppConfig, parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import Sample
+from bmslib.publishing import QUIET, Decision
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.radio import SimRadio
@@ -36,13 +37,13 @@ class RecordingSink(Sink):
         self.events: list[tuple[str, str]] = []  # (what, alias) in the order the sink got them
         self.stopped = False
 
-    def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
-        self.samples.append((time.monotonic(), device.alias, sample))
+    def on_sample(self, device: DeviceStatus, sample: Sample, decision: Decision = QUIET) -> None:
+        now = time.monotonic()
+        self.samples.append((now, device.alias, sample))
         self.events.append(("sample", device.alias))
-
-    def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
-        self.published.append((time.monotonic(), device.alias, sample))
-        self.events.append(("publish", device.alias))
+        if decision.published is not None:
+            self.published.append((now, device.alias, decision.published))
+            self.events.append(("publish", device.alias))
 
     def on_meters(self, device: DeviceStatus, meters: Mapping[str, float]) -> None:
         self.events.append(("meters", device.alias))
@@ -186,6 +187,35 @@ async def test_meters_follow_a_devices_states_each_device_on_its_own() -> None:
         samples = [k for k, e in enumerate(body) if e == ("sample", alias)]
         between = [sum(1 for s in samples if a < s < b) for a, b in itertools.pairwise(at)]
         assert all(2 <= n <= 8 for n in between), between  # about every 0.5 s of 0.1 s samples
+
+
+class FailingSink(Sink):
+    """A sink whose every callback raises."""
+
+    name = "failing"
+
+    def on_sample(self, device: DeviceStatus, sample: Sample, decision: Decision = QUIET) -> None:
+        raise RuntimeError("sink bug")
+
+    def on_availability(self, device: DeviceStatus, available: bool) -> None:
+        raise RuntimeError("sink bug")
+
+    def on_meters(self, device: DeviceStatus, meters: Mapping[str, float]) -> None:
+        raise RuntimeError("sink bug")
+
+
+async def test_a_failing_sink_is_logged_once_and_neither_stops_sampling_nor_the_other_sinks(
+        caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config([{"address": "x", "type": "dummy", "alias": "d"}], sample_period=0.1, publish_period=0.1)
+    sink = RecordingSink()
+    app = App(cfg, sinks=[FailingSink(), sink])
+    async with app_running(app, stop_timeout=10):
+        await asyncio.sleep(1.0)
+    assert len(sink.samples) >= 5 and len(sink.published) >= 5  # each sample once, after the failing sink
+    assert sink.availability == [("d", True)]
+    failures = [r for r in caplog.records if r.getMessage().startswith("sink failing failed")]
+    assert len(failures) == 1, [r.getMessage() for r in failures]  # rate-limited: once a minute per sink
+    assert failures[0].exc_info is not None  # with the traceback
 
 
 async def test_a_power_jump_publishes_at_once() -> None:

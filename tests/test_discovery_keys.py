@@ -36,7 +36,8 @@ from bmslib.entities import (
     temperature_entities,
 )
 from bmslib.model import DeviceInfo
-from mqtt_util import DeviceTopics, daemon_status_topic, device_block, discovery_config
+from bmslib.mqtt.discovery import device_block, discovery_config
+from bmslib.mqtt.topics import DeviceTopics, daemon_status_topic
 
 GOLDEN = Path(__file__).parent / "golden" / "mqtt_discovery.json"
 

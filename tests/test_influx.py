@@ -596,6 +596,7 @@ async def test_old_server_over_http_is_named_in_the_error(fake_influx: FakeInflu
 
 def test_app_creates_the_influx_sink_only_when_configured(tmp_path: Path) -> None:
     from bmslib.app import App  # noqa: PLC0415
+    from main import SINK_FACTORIES  # noqa: PLC0415
 
     base = {"devices": [{"address": "sim:a", "type": "jbd", "alias": "a"}]}
     with_influx = parse_config({**base, "influxdb_url": "http://127.0.0.1:9", "influxdb_token": "t",
@@ -603,7 +604,7 @@ def test_app_creates_the_influx_sink_only_when_configured(tmp_path: Path) -> Non
     without = parse_config(base, source="t", env={}, types=type_infos())
 
     async def build(cfg: Any) -> list[str]:
-        app = App(cfg, state_dir=tmp_path)
+        app = App(cfg, state_dir=tmp_path, sink_factories=SINK_FACTORIES)
         names = [s.name for s in app.sinks]
         with contextlib.suppress(Exception):
             await app.radio.aclose() if app.radio else None

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.config import MqttConfig
-from bmslib.mqtt_connection import MqttConnection, publish_packet
+from bmslib.mqtt.connection import MqttConnection, publish_packet
 from tests.mqtt_broker import Broker, Watcher, broker, wait_for, watcher
 
 __all__ = ["broker", "watcher"]  # fixtures

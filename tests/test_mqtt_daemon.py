@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_util import daemon_status_topic
+from bmslib.mqtt.topics import daemon_status_topic
 from tests.mqtt_broker import Broker, Watcher, broker, watcher
 
 __all__ = ["broker", "watcher"]  # fixtures

@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 
 import mqtt_util
+from bmslib import publishing
 from bmslib.entities import METER_NAMES, SAMPLE_ENTITIES
+from bmslib.mqtt import record
+from bmslib.mqtt.doc import entity_table_markdown
 
 DOC = Path(__file__).resolve().parents[1] / "doc" / "MQTT.md"
 BEGIN, END = "<!-- entity table", "<!-- end of entity table -->"
@@ -21,7 +24,7 @@ def split_doc() -> tuple[str, str, str]:
 
 def test_entity_table_is_what_the_code_publishes() -> None:
     head, table, tail = split_doc()
-    generated = mqtt_util.entity_table_markdown()
+    generated = entity_table_markdown()
     if os.environ.get("BATMON_UPDATE_GOLDEN") == "1":
         DOC.write_text(head + generated + tail, encoding="utf-8")
         table = generated
@@ -41,8 +44,8 @@ def test_numbers_in_the_prose_are_the_codes() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert f"At most {mqtt_util.COMMANDS_PER_WINDOW} commands per {mqtt_util.COMMAND_WINDOW:g} s per device" in text
     assert f"after its first {mqtt_util.PRUNE_AFTER} publishes" in text
-    assert f"for {mqtt_util.SWITCH_ECHO:g} s after a command" in text
-    assert f"min(expire_values_after / 2, {mqtt_util.HEARTBEAT_MAX:g})" in text
+    assert f"for {publishing.SWITCH_ECHO:g} s after a command" in text
+    assert f"min(expire_values_after / 2, {publishing.HEARTBEAT_MAX:g})" in text
     assert f"and {mqtt_util.BIRTH_DELAY:g} s after Home Assistant" in text
-    assert f"`{mqtt_util.RECORD_FILE}`" in text
-    assert f"all its states follow at\n  once and again {mqtt_util.SETTLE:g} s later" in text
+    assert f"`{record.RECORD_FILE}`" in text
+    assert f"all its states follow at\n  once and again {publishing.SETTLE:g} s later" in text

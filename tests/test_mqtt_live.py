@@ -23,11 +23,14 @@ import pytest
 
 from bmslib.app import App
 from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.commands import SwitchCommand
 from bmslib.config import AppConfig, parse_config
 from bmslib.model import DeviceInfo
+from bmslib.mqtt.record import RECORD_FILE
+from bmslib.mqtt.topics import daemon_status_topic
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
-from mqtt_util import RECORD_FILE, MqttSink, daemon_status_topic
+from mqtt_util import MqttSink
 from tests.mqtt_broker import Broker, Watcher, broker, make_test_ca, tls_broker, wait_for, watcher
 from tests.sim_helpers import app_running, fast_types
 
@@ -62,16 +65,17 @@ class Running:
 async def running(config: AppConfig, state_dir: Path, **sink_options: Any) -> AsyncIterator[Running]:
     """The app with an MQTT sink tuned for tests (fast back-off, early pruning, short birth delay)."""
     app = App(config, types=fast_types(), sinks=[], state_dir=state_dir)
-    commands: list[tuple[str, str, bool]] = []
+    commands: list[tuple[str, str, bool]] = []  # the switch commands the sink put on the app's queue
 
-    def request_switch(alias: str, name: str, on: bool) -> bool:
-        commands.append((alias, name, on))
-        return app.request_switch(alias, name, on)
+    class Recording(asyncio.Queue[SwitchCommand]):
+        def put_nowait(self, item: SwitchCommand) -> None:
+            commands.append((item.alias, item.switch, item.on))
+            app.commands.put_nowait(item)
 
     options: dict[str, Any] = {"backoff": (0.1, 0.5), "prune_after": 3, "birth_delay": 0.05, "settle": 0.3}
     options.update(sink_options)
-    sink = MqttSink(config, app.sign, request_switch=request_switch,
-                    statuses=lambda: [rt.status for rt in app.devices.values()], state_dir=state_dir, **options)
+    sink = MqttSink(config, app.sign, commands=Recording(), statuses=[rt.status for rt in app.devices.values()],
+                    state_dir=state_dir, **options)
     app.sinks.append(sink)
     async with app_running(app):
         yield Running(app, sink, commands)

@@ -5,6 +5,7 @@ Every entity the device had is evaluated at every publish (a statistic of one ce
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -15,8 +16,10 @@ from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.entities import EntityDescription, sample_entities
 from bmslib.model import OutputSign, Sample
+from bmslib.mqtt.topics import DeviceTopics
+from bmslib.publishing import Decision
 from bmslib.registry import device_types, type_infos
-from mqtt_util import DeviceTopics, MqttSink, format_payload
+from mqtt_util import MqttSink, format_payload
 from tests.helpers import fuzz_settings
 
 
@@ -41,7 +44,7 @@ def make_sink(clock: list[float]) -> tuple[MqttSink, Recorder, DeviceStatus]:
     config = parse_config({"devices": [{"address": "x", "type": "dummy", "alias": "bat"}],
                            "mqtt_broker": "127.0.0.1", "expire_values_after": 20},
                           source="test", env={}, types=type_infos(device_types()))
-    sink = MqttSink(config, OutputSign(True), request_switch=lambda *a: True, statuses=list,
+    sink = MqttSink(config, OutputSign(True), commands=asyncio.Queue(), statuses=[],
                     clock=lambda: clock[0], settle=3600.0)
     rec = Recorder()
     sink.conn = rec  # type: ignore[assignment]
@@ -50,6 +53,11 @@ def make_sink(clock: list[float]) -> tuple[MqttSink, Recorder, DeviceStatus]:
     sink.on_availability(status, True)
     rec.sent.clear()
     return sink, rec, status
+
+
+def publish(sink: MqttSink, status: DeviceStatus, sample: Sample) -> None:
+    """The sink gets ``sample`` with the publisher's decision to publish it."""
+    sink.on_sample(status, sample, Decision(published=sample))
 
 
 def build(reading: dict[str, Any], t: float) -> Sample:
@@ -81,7 +89,7 @@ async def test_states_sent_are_the_changed_payloads_and_the_heartbeats(
         clock[0] += step
         sample = build(reading, clock[0])
         status.record_sample(sample)
-        sink.on_publish(status, sample)
+        publish(sink, status, sample)
         want: dict[str, str] = {}
         current: dict[str, str] = {}
         new = [d for d in sample_entities(sample, status, sink.sign) if (d.component, d.key) not in known]
@@ -108,15 +116,15 @@ async def test_a_cell_that_appears_is_announced_and_published() -> None:
     four = {"voltage": 13.2, "cell_voltages": (3.3, 3.3, 3.3, 3.3)}
     for _ in range(3):
         clock[0] += 1.0
-        sink.on_publish(status, build(four, clock[0]))
+        publish(sink, status, build(four, clock[0]))
     rec.sent.clear()
     clock[0] += 1.0
-    sink.on_publish(status, build({"voltage": 16.5, "cell_voltages": (3.3, 3.3, 3.3, 3.3, 3.3)}, clock[0]))
+    publish(sink, status, build({"voltage": 16.5, "cell_voltages": (3.3, 3.3, 3.3, 3.3, 3.3)}, clock[0]))
     retained = {t for t, _, retain in rec.sent if retain}
     assert "homeassistant/sensor/bat/_cell_voltages_5/config" in retained
     assert rec.states()["bat/cell_voltages/5"] == "3.3"
     # the same layout again: nothing new to announce
     clock[0] += 1.0
-    sink.on_publish(status, build({"voltage": 16.6, "cell_voltages": (3.3, 3.3, 3.3, 3.3, 3.31)}, clock[0]))
+    publish(sink, status, build({"voltage": 16.6, "cell_voltages": (3.3, 3.3, 3.3, 3.3, 3.31)}, clock[0]))
     assert not [t for t, _, retain in rec.sent if retain]
     assert math.isclose(float(rec.states()["bat/cell_voltages/5"]), 3.31)

@@ -10,8 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bmslib.config import mqtt_node_id as node_id
-from bmslib.config import topic_prefix
 from bmslib.device import DeviceStatus
 from bmslib.entities import (
     METER_NAMES,
@@ -25,15 +23,10 @@ from bmslib.entities import (
     temperature_entities,
 )
 from bmslib.model import DeviceInfo, OutputSign, Sample
-from mqtt_util import (
-    DeviceTopics,
-    _Slot,
-    device_block,
-    discovery_config,
-    expire_after,
-    format_payload,
-    object_id,
-)
+from bmslib.mqtt.discovery import device_block, discovery_config, expire_after
+from bmslib.mqtt.topics import DeviceTopics, object_id, topic_prefix
+from bmslib.mqtt.topics import mqtt_node_id as node_id
+from mqtt_util import _Slot, format_payload
 from tests.helpers import fuzz_settings
 
 #: The replaced add-on's prefix rule, as it behaves (the '.-/' in the class is a range: '-' is not kept).

@@ -1,4 +1,5 @@
-"""PublishSchedule: which samples are published (averaging itself is tested in test_app.py)."""
+"""The publishing decisions: which samples are published (PublishSchedule, DevicePublisher), averaging,
+the switch echo, when meters are due and when an unchanged state is sent again (StateResend)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import random
 import pytest
 
 from bmslib.model import Sample
-from bmslib.publishing import Averager, PublishSchedule
+from bmslib.publishing import (
+    HEARTBEAT_BURST_MIN,
+    HEARTBEAT_MAX,
+    QUIET,
+    SETTLE,
+    Averager,
+    DevicePublisher,
+    PublishSchedule,
+    StateResend,
+)
 
 
 def sample(power: float = 100.0) -> Sample:
@@ -90,3 +100,69 @@ def test_a_value_missing_from_the_last_sample_is_the_mean_of_the_others() -> Non
     assert out.voltage == pytest.approx(51.0)
     assert out.current == pytest.approx(4.0)
     assert out.soc == 41.0  # the latest value
+
+
+# --- DevicePublisher --------------------------------------------------------------------------------
+
+def test_the_publisher_publishes_the_window_mean_on_schedule() -> None:
+    pub = DevicePublisher(2.0)
+    first = pub.decide(sample(100.0), 0.0)
+    assert first.published is not None and first.published.power == pytest.approx(100.0)
+    assert pub.decide(sample(110.0), 1.0) is QUIET  # not due, no jump: the sinks take it as it is
+    second = pub.decide(sample(120.0), 2.0)
+    assert second.published is not None
+    assert second.published.power == pytest.approx(115.0)  # the mean of the window since the last publish
+    assert not second.echo_switches
+
+
+def test_a_power_jump_publishes_at_once_through_the_publisher() -> None:
+    pub = DevicePublisher(30.0)
+    assert pub.decide(sample(100.0), 0.0).published is not None
+    assert pub.decide(sample(105.0), 1.0).published is None
+    assert pub.decide(sample(500.0), 2.0).published is not None
+
+
+def test_after_a_switch_command_the_next_sample_is_published_and_only_mqtt_commands_echo() -> None:
+    pub = DevicePublisher(30.0, switch_echo=8.0)
+    pub.decide(sample(), 0.0)
+    pub.switch_commanded(1.0, echo=False)  # an algorithm or a group: published, not echoed
+    decision = pub.decide(sample(), 1.5)
+    assert decision.published is not None and not decision.echo_switches
+    assert pub.decide(sample(), 2.0) is QUIET
+    pub.switch_commanded(3.0, echo=True)  # from Home Assistant
+    decision = pub.decide(sample(), 3.5)
+    assert decision.published is not None and decision.echo_switches
+    during = pub.decide(sample(), 10.9)
+    assert during.published is None and during.echo_switches  # echoed with every sample until 3 + 8 s
+    assert pub.decide(sample(), 11.0) is QUIET
+
+
+def test_meters_are_due_a_period_after_they_were_sent() -> None:
+    pub = DevicePublisher(1.0, meter_period=30.0)
+    assert pub.meters_due(5.0)  # never sent: due with the first sample
+    assert not pub.meters_due(6.0)
+    assert not pub.meters_due(34.9)
+    assert pub.meters_due(35.0)
+    pub.meters_sent(40.0)  # at start or shutdown, outside a sample
+    assert not pub.meters_due(69.9)
+    assert pub.meters_due(70.0)
+
+
+# --- StateResend ------------------------------------------------------------------------------------
+
+def test_the_heartbeat_keeps_states_alive_within_expire_values_after() -> None:
+    assert StateResend.for_expiry(20.0).heartbeat == 10.0
+    assert StateResend.for_expiry(600.0).heartbeat == HEARTBEAT_MAX
+    assert StateResend.for_expiry(0.0).heartbeat == HEARTBEAT_MAX  # values never expire
+    assert StateResend.for_expiry(20.0).settle == SETTLE
+    assert StateResend.for_expiry(20.0, settle=0.3).settle == 0.3
+
+
+def test_the_heartbeat_spreads_its_resends_over_ticks() -> None:
+    resend = StateResend(heartbeat=60.0)
+    assert resend.tick == 1.0
+    assert StateResend(heartbeat=0.1).tick == 0.05
+    assert resend.budget(10) == HEARTBEAT_BURST_MIN  # few states: the floor
+    states = 100_000
+    # enough per tick that all states go out within 2/3 of a heartbeat (1.5 times the states per heartbeat)
+    assert resend.budget(states) * resend.heartbeat / resend.tick >= 1.5 * states

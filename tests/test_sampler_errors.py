@@ -61,18 +61,13 @@ class ScriptedDriver(Driver):
 
 
 def make_sampler(driver: ScriptedDriver, *, keep_alive: bool = True, read_timeout: float = 1.0,
-                 clock: list[float] | None = None) -> tuple[DeviceSampler, list[Sample]]:
-    samples: list[Sample] = []
-
-    async def on_sample(status: DeviceStatus, sample: Sample) -> None:
-        samples.append(sample)
-
+                 clock: list[float] | None = None) -> tuple[DeviceSampler, deque[Sample]]:
+    """The sampler, and the samples its cycles read (those not yet yielded by ``samples()``)."""
     now = clock if clock is not None else [0.0]
     sampler = DeviceSampler(driver, DeviceStatus(alias="dev1", type="dummy", address="dev1", switches=driver.switches),
                             SamplerPolicy(period=0.05, keep_alive=keep_alive, read_timeout=read_timeout),
-                            on_sample=on_sample, log=driver.log, connect_lock=asyncio.Lock(), read_lock=None,
-                            clock=lambda: now[0])
-    return sampler, samples
+                            log=driver.log, connect_lock=asyncio.Lock(), read_lock=None, clock=lambda: now[0])
+    return sampler, sampler._fresh
 
 
 async def test_read_errors_are_recorded_logged_once_and_reconnect_after_a_few(caplog: pytest.LogCaptureFixture) -> None:
@@ -136,9 +131,15 @@ async def test_a_bug_is_logged_with_its_traceback_and_sampling_goes_on(caplog: p
     drv.connects.append(ValueError("bug in connect"))
     drv.reads.append(KeyError("bug in read"))
     now = [0.0]
-    sampler, samples = make_sampler(drv, keep_alive=True, clock=now)
+    sampler, _ = make_sampler(drv, keep_alive=True, clock=now)
     stop = asyncio.Event()
-    task = asyncio.create_task(sampler.run(stop))
+    samples: list[Sample] = []
+
+    async def consume() -> None:
+        async for sample in sampler.samples(stop):
+            samples.append(sample)
+
+    task = asyncio.create_task(consume())
     for _ in range(100):
         await asyncio.sleep(0.02)
         if any(r.getMessage() == "unexpected error while connecting" for r in caplog.records):

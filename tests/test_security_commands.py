@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -26,11 +26,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bmslib.app import App
 from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.commands import CommandQueue, SwitchCommand
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import OutputSign
 from bmslib.registry import type_infos
 from bmslib.sim.emulator import Emulator
+from main import SINK_FACTORIES
 from mqtt_util import COMMAND_WINDOW, COMMANDS_PER_WINDOW, MqttSink
 from tests.mqtt_broker import Broker, broker, wait_for
 from tests.sim_helpers import app_running
@@ -61,6 +63,19 @@ def record_fet_writes(em: Emulator) -> list[float]:
 
     em.receive_write = spy  # type: ignore[method-assign]
     return times
+
+
+class SpyQueue(asyncio.Queue[SwitchCommand]):
+    """A command queue that tells ``seen`` of each command put on it, then passes it on to ``to`` (if any)."""
+
+    def __init__(self, seen: Callable[[SwitchCommand], object], to: CommandQueue | None = None) -> None:
+        super().__init__()
+        self.seen, self.to = seen, to
+
+    def put_nowait(self, item: SwitchCommand) -> None:
+        self.seen(item)
+        if self.to is not None:
+            self.to.put_nowait(item)
 
 
 def most_in_a_window(times: list[float], window: float) -> int:
@@ -103,7 +118,7 @@ async def running_app(b: Broker, state_dir: Path) -> AsyncIterator[App]:
     config = parse_config({"devices": DEVICES, "sample_period": PERIOD, "publish_period": PERIOD,
                            "concurrent_sampling": True, **b.options()},
                           source="test", env={}, types=type_infos())
-    app = App(config, state_dir=state_dir)  # default sinks: the MQTT sink with its default rate limit
+    app = App(config, state_dir=state_dir, sink_factories=SINK_FACTORIES)  # the MQTT sink, its default rate limit
     async with app_running(app):
         yield app
 
@@ -118,13 +133,8 @@ async def test_a_command_flood_neither_starves_sampling_nor_hammers_the_bms(
         writes1, writes2 = record_fet_writes(em1), record_fet_writes(em2)
         sink = next(s for s in app.sinks if isinstance(s, MqttSink))
         accepted: list[float] = []  # when the sink passed a command for jbd1 on to the app
-        request = sink.request_switch
-
-        def spy(alias: str, name: str, on: bool) -> bool:
-            accepted.extend([time.monotonic()] if alias == "jbd1" else [])
-            return request(alias, name, on)
-
-        sink.request_switch = spy
+        sink.commands = SpyQueue(lambda c: accepted.extend([time.monotonic()] if c.alias == "jbd1" else []),
+                                 app.commands)
         await wait_for(lambda: sink.conn.connected and all(rt.status.available for rt in app.devices.values()),
                        timeout=10, what="all devices online")
         lags: list[float] = []
@@ -174,8 +184,8 @@ def test_refused_commands_are_logged_again_after_the_window(caplog: pytest.LogCa
                           types=type_infos())
     status = DeviceStatus(alias="jbd1", type="jbd", address="sim:jbd1", switches=frozenset({"charge"}))
     calls: list[bool] = []
-    sink = MqttSink(config, OutputSign(True), request_switch=lambda a, s, on: calls.append(on) or True,
-                    statuses=lambda: [status], clock=lambda: now[0])
+    sink = MqttSink(config, OutputSign(True), commands=SpyQueue(lambda c: calls.append(c.on)), statuses=[status],
+                    clock=lambda: now[0])
     sink._command_topics()
     for i in range(1000):
         sink._on_message(TARGET, b"nonsense", i % 2 == 0)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from bmslib.ble.scan import classify
 from bmslib.bms.victron.driver import VictronAdvDriver, VictronGattDriver
 from bmslib.bms.victron.emulator import DEMO_KEY_HEX
 from bmslib.bms.victron.protocol import gatt as victron
+from bmslib.commands import CommandQueue
 from bmslib.config import parse_config
 from bmslib.device import DeviceStatus
 from bmslib.model import OutputSign, Sample
@@ -81,22 +83,22 @@ class Handler:
         config = parse_config({"devices": DEVICES, "mqtt_broker": "127.0.0.1"}, source="test", env={},
                               types=type_infos(types))
         self.now = 0.0
-        self.calls: list[tuple[str, str, bool]] = []
+        self.commands: CommandQueue = asyncio.Queue()
         statuses = [DeviceStatus(alias=d.alias, type=d.type, address=d.address,
                                  switches=frozenset(ANNOUNCED[d.alias])) for d in config.devices]
-        self.sink = MqttSink(config, OutputSign(True), request_switch=self._request, statuses=lambda: statuses,
+        self.sink = MqttSink(config, OutputSign(True), commands=self.commands, statuses=statuses,
                              clock=lambda: self.now)
         self.sink._command_topics()
         assert self.sink._commands == COMMANDS
 
-    def _request(self, alias: str, switch: str, on: bool) -> bool:
-        self.calls.append((alias, switch, on))
-        return True
-
     def message(self, topic: str, payload: bytes, retained: bool) -> list[tuple[str, str, bool]]:
-        self.calls.clear()
+        """The switch commands the sink put on the App's queue for this message."""
         self.sink._on_message(topic, payload, retained)
-        return list(self.calls)
+        calls = []
+        while not self.commands.empty():
+            command = self.commands.get_nowait()
+            calls.append((command.alias, command.switch, command.on))
+        return calls
 
 
 @pytest.fixture(scope="module")

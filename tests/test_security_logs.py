@@ -60,8 +60,8 @@ def make_emulator(device_type, sim_id, rng, **kwargs):
     return em
 
 bmslib.app.make_emulator = make_emulator
-from bmslib.cli import main
-sys.exit(main(sys.argv[2:]))
+from main import SINK_FACTORIES, main
+sys.exit(main(sys.argv[2:], sink_factories=SINK_FACTORIES))
 """
 
 

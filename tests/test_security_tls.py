@@ -20,6 +20,7 @@ import pytest
 from bmslib.app import App
 from bmslib.config import parse_config
 from bmslib.registry import type_infos
+from main import SINK_FACTORIES
 from mqtt_util import MqttSink
 from tests.mqtt_broker import Broker, Watcher, make_test_ca, wait_for
 from tests.sim_helpers import app_running
@@ -31,7 +32,7 @@ DEVICES = [{"address": "sim:jbd1", "type": "jbd", "alias": "jbd1"}]
 async def running(b: Broker, state_dir: Path, **options: object) -> AsyncIterator[tuple[App, MqttSink]]:
     config = parse_config({"devices": DEVICES, "sample_period": 0.5, "publish_period": 0.5, **b.options(),
                            **options}, source="test", env={}, types=type_infos())
-    app = App(config, state_dir=state_dir)
+    app = App(config, state_dir=state_dir, sink_factories=SINK_FACTORIES)
     sink = next(s for s in app.sinks if isinstance(s, MqttSink))
     async with app_running(app):
         yield app, sink

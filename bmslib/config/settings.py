@@ -1,18 +1,21 @@
 """The validated configuration: frozen dataclasses built by :func:`bmslib.config.parse_config`.
 
 Modules that need one of them import it from here, without the parser. ``topic_prefix`` and
-``mqtt_node_id`` (MQTT topic naming) still live here because the uniqueness check of aliases uses them.
+``mqtt_node_id`` (MQTT topic naming, :mod:`bmslib.mqtt.topics`) are re-exported here because the
+uniqueness check of aliases uses them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
+from bmslib.mqtt.topics import mqtt_node_id, topic_prefix
 from bmslib.sim.knobs import KnobValues
+
+__all__ = ["mqtt_node_id", "topic_prefix"]  # re-exported (see above); the rest is defined here
 
 #: Group device types (virtual devices built from other devices' samples) and how each combines its
 #: members: the one list of group types (config validation, the group driver, the add-on schema tests).
@@ -116,27 +119,6 @@ class AppConfig:
     def keep_alive_for(self, device: DeviceConfig) -> bool:
         """The device's own keep_alive if it sets one, else the global one."""
         return self.keep_alive if device.keep_alive is None else device.keep_alive
-
-
-_PREFIX_UNSAFE = re.compile(r"[^\w./-]")
-_NODE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def topic_prefix(alias: str) -> str:
-    """The device's MQTT topic prefix: word characters, '.', '/' and '-' are kept, anything else becomes '_'.
-
-    This is the rule of the add-on batmon replaces, except that it does not turn '-' into '_' (a
-    regex range accident there since its 1.76): for every alias without '-' both give the same prefix.
-    """
-    return _PREFIX_UNSAFE.sub("_", alias)
-
-
-def mqtt_node_id(prefix: str) -> str:
-    """The discovery node id: Home Assistant accepts only ``[a-zA-Z0-9_-]`` there; the rest becomes '_'.
-
-    Same as the replaced add-on (which replaced '/') for every prefix Home Assistant accepted from it.
-    """
-    return _NODE_UNSAFE.sub("_", prefix)
 
 
 def accept_any_algorithm(text: str) -> str | None:

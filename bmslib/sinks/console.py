@@ -7,7 +7,8 @@ from typing import TextIO
 
 from bmslib.device import DeviceStatus
 from bmslib.model import OutputSign, Sample
-from bmslib.sinks.base import Sink
+from bmslib.publishing import QUIET, Decision
+from bmslib.sinks.base import Sink, SinkContext
 
 
 def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
@@ -43,10 +44,16 @@ class ConsoleSink(Sink):
         self.sign = sign
         self.out = out or sys.stdout
 
-    def on_publish(self, device: DeviceStatus, sample: Sample) -> None:
-        print(format_sample(device, sample, self.sign), file=self.out, flush=True)
+    def on_sample(self, device: DeviceStatus, sample: Sample, decision: Decision = QUIET) -> None:
+        if decision.published is not None:
+            print(format_sample(device, decision.published, self.sign), file=self.out, flush=True)
 
     def on_availability(self, device: DeviceStatus, available: bool) -> None:
         if not available:
             print(f"{device.alias:<12}  unavailable (no fresh sample; last error: {device.last_error or '-'})",
                   file=self.out, flush=True)
+
+
+def console_sink(context: SinkContext) -> ConsoleSink | None:
+    """The console sink when no MQTT broker is set (a :data:`~bmslib.sinks.base.SinkFactory`)."""
+    return ConsoleSink(context.sign) if context.config.mqtt is None else None

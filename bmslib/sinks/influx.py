@@ -50,7 +50,8 @@ from bmslib.config.settings import InfluxConfig
 from bmslib.device import DeviceStatus
 from bmslib.entities import CELL_STATS, DIAGNOSTICS, SAMPLE_ENTITIES, switch_entities, temperature_entities
 from bmslib.model import OutputSign, Sample
-from bmslib.sinks.base import Sink
+from bmslib.publishing import QUIET, Decision
+from bmslib.sinks.base import Sink, SinkContext
 
 __all__ = [
     "InfluxSink",
@@ -362,7 +363,8 @@ class InfluxSink(Sink):
         self._task: asyncio.Task[None] | None = None
 
     # --- callbacks (event loop; never block) ---
-    def on_sample(self, device: DeviceStatus, sample: Sample) -> None:
+    def on_sample(self, device: DeviceStatus, sample: Sample, decision: Decision = QUIET) -> None:
+        """Every sample is written (the publisher's decision is for the sinks that publish)."""
         line = sample_line(device.alias, sample, device, self.sign)
         lines = [line] if line is not None else []
         lines += cell_lines(device.alias, sample)
@@ -596,3 +598,8 @@ async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
 
     threading.Thread(target=work, name="influxdb-io", daemon=True).start()
     return await future
+
+
+def influx_sink(context: SinkContext) -> InfluxSink | None:
+    """The InfluxDB sink when the options name a server (a :data:`~bmslib.sinks.base.SinkFactory`)."""
+    return InfluxSink(context.config.influxdb, context.sign) if context.config.influxdb is not None else None

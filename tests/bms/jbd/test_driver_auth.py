@@ -132,13 +132,11 @@ async def test_wrong_password_is_reported_once_by_the_sampler(radio: SimRadio,
     log = logging.LoggerAdapter(logging.getLogger("test.sampler"), {})
     status = DeviceStatus(alias="dev1", type="jbd", address="sim:dev1", switches=drv.switches)
 
-    async def on_sample(_status: DeviceStatus, _sample: Sample) -> None:
-        raise AssertionError("no sample with a wrong password")
-
-    sampler = DeviceSampler(drv, status, SamplerPolicy(period=0.05, keep_alive=False), on_sample=on_sample,
-                            log=log, connect_lock=asyncio.Lock(), read_lock=None)
+    sampler = DeviceSampler(drv, status, SamplerPolicy(period=0.05, keep_alive=False), log=log,
+                            connect_lock=asyncio.Lock(), read_lock=None)
     for _ in range(5):
         assert await sampler.cycle() is None
+    assert not sampler._fresh, "no sample with a wrong password"
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1
     assert lines[0].startswith("authentication failed: the BMS refused the password") and "retry in" in lines[0]

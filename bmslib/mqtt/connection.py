@@ -26,12 +26,10 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
-from bmslib.config.settings import MqttConfig
 
 _LOG = logging.getLogger("batmon.mqtt")
 
@@ -68,6 +66,24 @@ def fixed_header(remaining: int, retain: bool) -> bytes:
         head.append(digit | 0x80 if remaining else digit)
         if not remaining:
             return bytes(head)
+
+
+class BrokerSettings(Protocol):
+    """What the connection needs to know of the broker (``bmslib.config.MqttConfig`` has it; the MQTT
+    package does not import config, which imports the package's topic naming)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def ca_cert(self) -> str | None: ...
 
 
 def publish_packet(topic: str, payload: str, retain: bool) -> bytes:
@@ -126,7 +142,7 @@ class MqttConnection:
     ``on_message(topic, payload, retained)`` for every message received.
     """
 
-    def __init__(self, config: MqttConfig, *, client_id: str, will_topic: str,
+    def __init__(self, config: BrokerSettings, *, client_id: str, will_topic: str,
                  on_connected: Callable[[], None], on_message: Callable[[str, bytes, bool], None],
                  backoff: tuple[float, float] = (1.0, 60.0), keepalive: int = 30) -> None:
         self.config = config
