@@ -31,6 +31,7 @@ from bmslib.groups.driver import FIRST_SAMPLE_WAIT, GroupDriver, age_limit
 from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
 from bmslib.publishing import METER_PUBLISH_PERIOD, Decision, DevicePublisher
+from bmslib.read_slot import ReadSlot, slot_lease
 from bmslib.registry import device_types
 from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
 from bmslib.sim.battery import BatteryModel, sine_load
@@ -98,7 +99,7 @@ class App:
         self.stop_event = asyncio.Event()
         self.exit_code = EXIT_OK
         self.connect_lock = asyncio.Lock()
-        self.read_lock = None if config.concurrent_sampling else asyncio.Lock()
+        self.read_slot = None if config.concurrent_sampling else ReadSlot(slot_lease(config.sample_period))
         self.sample_hooks: list[SampleHook] = []
         self.devices: dict[str, DeviceRuntime] = {}
         self.commands: CommandQueue = asyncio.Queue()  # switch commands from MQTT, groups and algorithms
@@ -162,7 +163,7 @@ class App:
                                current_calibration=cfg.current_calibration,
                                read_timeout=driver.read_timeout)
         sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock,
-                                read_lock=self.read_lock if dtype.radio else None)
+                                read_slot=self.read_slot if dtype.radio else None)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
 
     def _add_group(self, cfg: DeviceConfig) -> None:
@@ -179,7 +180,7 @@ class App:
                               device_info=driver.device_info, is_group=True)
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=True,
                                current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10)
-        sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock, read_lock=None,
+        sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock, read_slot=None,
                                 unavailable=self.unavailable)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
 
