@@ -44,7 +44,8 @@ _LOG = logging.getLogger("batmon")
 SampleHook = Callable[[DeviceStatus, Sample], Awaitable[None]]
 AVAILABILITY_CHECK = 1.0  # [s]
 STATE_SAVE_PERIOD = 30.0  # [s] meter states are saved this often (and at shutdown)
-EXIT_OK, EXIT_WATCHDOG = 0, 1
+EXIT_OK, EXIT_WATCHDOG, EXIT_NO_BLUETOOTH = 0, 1, 1
+BLUETOOTH_GRACE = 30.0  # [s] Bluetooth may come up after batmon (BlueZ starting at boot)
 
 _Item = TypeVar("_Item")
 
@@ -86,7 +87,7 @@ class App:
     def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
                  backend: BleBackend | None = None, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
                  sink_factories: Sequence[SinkFactory] = (), state_dir: Path | None = None,
-                 watchdog_timeout: float | None = None,
+                 watchdog_timeout: float | None = None, bluetooth_grace: float | None = None,
                  save_interval: float = STATE_SAVE_PERIOD, meter_period: float = METER_PUBLISH_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
@@ -96,6 +97,7 @@ class App:
         self.state_dir = state_dir or Path(".")
         self.sign = OutputSign(config.invert_current)
         self.watchdog_timeout = watchdog_timeout or max(300.0, 10 * config.sample_period)
+        self.bluetooth_grace = bluetooth_grace or max(BLUETOOTH_GRACE, 2 * config.sample_period)
         self.stop_event = asyncio.Event()
         self.exit_code = EXIT_OK
         self.connect_lock = asyncio.Lock()
@@ -354,6 +356,24 @@ class App:
                 return
             await self._sleep(min(5.0, self.watchdog_timeout / 4))
 
+    async def _bluetooth_loop(self) -> None:
+        """Exit with status 1 when the host's Bluetooth has been unavailable for :attr:`bluetooth_grace` seconds
+        and no device was read in that time (whether or not the watchdog is on): a supervisor (systemd's
+        ``Restart=on-failure``, a Docker restart policy, the app's watchdog) sees the failure and acts, where a
+        daemon that keeps waiting would look healthy and read nothing."""
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            down = [rt.status for rt in self.devices.values() if rt.status.bluetooth_unavailable_since is not None]
+            since = min((s.bluetooth_unavailable_since or now for s in down), default=now)
+            grace = self.bluetooth_grace
+            if down and now - since >= grace and now - self._last_sample_mono >= grace:
+                _LOG.error("Bluetooth is not available (%s) and no device was read for %.0f s: exiting with "
+                           "status 1", down[0].bluetooth_unavailable, now - since)
+                self.exit_code = EXIT_NO_BLUETOOTH
+                self.request_stop()
+                return
+            await self._sleep(min(AVAILABILITY_CHECK, grace / 4))
+
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
@@ -395,6 +415,8 @@ class App:
         unavailable = self._drain(self.unavailable, self._report_unavailable)
         self._tasks.append(loop.create_task(unavailable, name="unavailable"))
         self._tasks.append(loop.create_task(self._state_loop(), name="state"))
+        if any(rt.type.radio for rt in self.devices.values()):
+            self._tasks.append(loop.create_task(self._bluetooth_loop(), name="bluetooth"))
         if not self.devices:
             _LOG.warning("no devices configured: nothing to sample (add entries to the devices option)")
         elif self.config.watchdog:
