@@ -163,7 +163,7 @@ class App:
         keep_alive = cfg.keep_alive if cfg.keep_alive is not None else self.config.keep_alive
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=keep_alive or not dtype.radio,
                                current_calibration=cfg.current_calibration,
-                               read_timeout=driver.read_timeout)
+                               read_timeout=driver.read_timeout, back_off_reads=dtype.radio)
         sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock,
                                 read_slot=self.read_slot if dtype.radio else None)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
@@ -181,7 +181,8 @@ class App:
         status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,
                               device_info=driver.device_info, is_group=True)
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=True,
-                               current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10)
+                               current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10,
+                               back_off_reads=False)
         sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock, read_slot=None,
                                 unavailable=self.unavailable)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())

@@ -68,6 +68,7 @@ class SamplerPolicy:
     backoff_start: float = BACKOFF_START
     backoff_cap: float = BACKOFF_CAP
     read_backoff_cap: float = READ_BACKOFF_CAP
+    back_off_reads: bool = True  # False for a device without radio (a group): its reads cost nothing
 
     def read_backoff(self, failures: int) -> float:
         """[s] from a failed read to the next read, after ``failures`` failed reads in a row: one period for the
@@ -267,7 +268,8 @@ class DeviceSampler:
         if isinstance(reading, BmsError):
             msg = str(reading) or type(reading).__name__
             self.status.record_error(msg)
-            self._read_retry_at = self.clock() + self.policy.read_backoff(self.status.consecutive_errors)
+            if self.policy.back_off_reads:
+                self._read_retry_at = self.clock() + self.policy.read_backoff(self.status.consecutive_errors)
             if msg != self._last_error_logged:
                 self.log.warning("read failed: %s", msg)
                 self._last_error_logged = msg
