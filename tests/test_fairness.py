@@ -23,8 +23,12 @@ PERIOD = 0.5  # [s]
 WINDOW = 10.0  # [s]: a healthy device alone reads about 20 times
 
 
-def serial_config(aliases: list[str], period: float = PERIOD) -> AppConfig:
-    data: dict[str, Any] = {"devices": [{"address": f"sim:{a}", "type": "jbd", "alias": a} for a in aliases],
+def serial_config(aliases: list[str], period: float = PERIOD, knobs: dict[str, str] | None = None) -> AppConfig:
+    """Simulated JBDs, read in turn; ``knobs``: an alias's fault knobs, in its address as a user sets them."""
+    knobs = knobs or {}
+    devices = [{"address": f"sim:{a}" + (f"?{knobs[a]}" if a in knobs else ""), "type": "jbd", "alias": a}
+               for a in aliases]
+    data: dict[str, Any] = {"devices": devices,
                             "sample_period": period, "publish_period": period, "concurrent_sampling": False}
     return parse_config(data, source="test", env={}, types=type_infos(device_types()))
 
@@ -49,9 +53,10 @@ def emulator(app: App, alias: str) -> Emulator:
 
 
 async def test_a_mute_device_does_not_slow_a_healthy_one() -> None:
-    app = App(serial_config(["mute", "good"]), sinks=[])  # mute first: it takes the read slot first
+    # mute first: it takes the read slot first
+    app = App(serial_config(["mute", "good"], knobs={"mute": "mute=1"}), sinks=[])
     assert app.devices["mute"].sampler.policy.read_timeout >= 10  # the real JBD driver: 5 s per request
-    emulator(app, "mute").faults.mute = True
+    assert emulator(app, "mute").faults.mute
     async with app_running(app, stop_timeout=20):
         good = await samples_in_window(app, "good")
     mute = app.devices["mute"].status
