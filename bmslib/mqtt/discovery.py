@@ -63,6 +63,8 @@ def discovery_config(desc: EntityDescription, topics: DeviceTopics, *, device: M
                        ("entity_category", desc.entity_category)):
         if value is not None:
             cfg[key] = value
+    if desc.options is not None:
+        cfg["options"] = list(desc.options)
     if desc.icon:
         cfg["icon"] = f"mdi:{desc.icon}"
     if not desc.enabled_by_default:
