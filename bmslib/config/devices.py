@@ -22,6 +22,7 @@ from bmslib.config.formats import (
     topic_level_problem,
 )
 from bmslib.config.option_reader import Report, Section, show
+from bmslib.config.original_types import original_type
 from bmslib.config.settings import GROUP_TYPES, DeviceConfig, TypeInfo, mqtt_node_id, topic_prefix
 from bmslib.options import DEVICE_OPTIONS
 
@@ -125,10 +126,18 @@ class DeviceParser:
         if text is None:
             return None
         name = self._known.get(text.casefold())
-        if name is None:
-            known = ", ".join(sorted(set(self._types) | set(GROUP_TYPES)))
-            sec.problem("type", f"{show(text)} is not a known type ({known})")
-        return name
+        if name is not None:
+            return name
+        renamed, why = original_type(text.casefold())
+        if renamed is not None and renamed in self._types:
+            sec.warn("type", f"{show(text)} is batmon-ha's name; read as {show(renamed)}")
+            return renamed
+        if why:
+            sec.problem("type", f"{show(text)} {why}")
+            return None
+        known = ", ".join(sorted(set(self._types) | set(GROUP_TYPES)))
+        sec.problem("type", f"{show(text)} is not a known type ({known})")
+        return None
 
     def _address(self, sec: Section, text: str, type_name: str | None) -> str | None:
         if type_name in GROUP_TYPES:
