@@ -1,8 +1,8 @@
 """What a BMS family declares: :class:`Family` (one per ``bmslib.bms`` subpackage) and its :class:`DeviceType`s.
 
 Each family's ``__init__`` has a ``family()`` returning its :class:`Family`; :mod:`bmslib.registry` finds
-them. Everything the daemon, the CLI, the config validation and the derived files (``python -m
-bmslib.generate``) need to know about a ``type:`` value is one :class:`DeviceType`.
+them. Everything the daemon, the CLI, the config validation and the derived files (``scripts/generate``,
+``python -m bmslib.derived_files``) need to know about a ``type:`` value is one :class:`DeviceType`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ Decoder = Callable[[Sequence[bytes], Mapping[str, str]], Decoded]
 
 @dataclass(frozen=True, slots=True)
 class TypeDoc:
-    """The row of doc/BMSes.md's type table (written by ``python -m bmslib.generate``).
+    """The row of doc/BMSes.md's type table (written by ``scripts/generate``).
 
     Consecutive types of one family with equal :class:`TypeDoc` share one row.
     """

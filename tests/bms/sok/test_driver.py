@@ -135,8 +135,8 @@ async def test_fet_states_are_read_only(radio: SimRadio) -> None:
 
 
 async def test_reads_survive_junk_small_chunks_and_latency(radio: SimRadio) -> None:
-    em = add_emulator(radio, SokEmulator, battery=battery(cells=16),
-                      faults=Faults(junk=0.5, chunk_interval=0.002, latency=0.02))
+    em = add_emulator(radio, SokEmulator, battery=battery(cells=16, clock=lambda: 0.0),  # frozen in time: the
+                      faults=Faults(junk=0.5, chunk_interval=0.002, latency=0.02))  # values stay comparable
     em.mtu = 7  # 20-byte replies arrive in three chunks
     drv = make_driver("sok", radio, em)
     await drv.connect()
@@ -146,8 +146,8 @@ async def test_reads_survive_junk_small_chunks_and_latency(radio: SimRadio) -> N
 
 
 async def test_disconnect_mid_frame_fails_the_read_at_once_and_reconnect_recovers(radio: SimRadio) -> None:
-    em = add_emulator(radio, SokEmulator, battery=battery(),  # a constant load: the values do not move
-                      faults=Faults(disconnect_after=2, disconnect_mid_frame=True))  # while the test runs
+    em = add_emulator(radio, SokEmulator, battery=battery(clock=lambda: 0.0),  # frozen in time: the values
+                      faults=Faults(disconnect_after=2, disconnect_mid_frame=True))  # do not move while it runs
     em.mtu = 10
     drv = make_driver("sok", radio, em)
     drv.request_timeout = 30.0  # the failure must not wait for it
