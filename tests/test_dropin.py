@@ -4,12 +4,15 @@ use instead) and its topic prefix rule ('-' becomes '_')."""
 
 from __future__ import annotations
 
+import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bmslib.config import ConfigError, parse_config
+from bmslib.config.advertised_names import unnamed, with_advertised_names
 from bmslib.config.original_types import AIOBMSBLE_NATIVE, REFUSED, RENAMED, original_type
 from bmslib.device import DeviceStatus
 from bmslib.entities import SAMPLE_ENTITIES, sample_entities
@@ -154,3 +157,53 @@ def test_a_refused_type_exits_with_status_2_and_one_line(tmp_path: Path) -> None
     proc = run("--config", str(cfg))
     assert proc.returncode == 2
     assert "devices[0].type: 'daly_uart' is a wired" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- a device without alias: named after its advertised name --------------------------------------
+
+def parse_devices(*entries: dict[str, Any]) -> Any:
+    return parse_config({"devices": list(entries)}, source="test", env={}, types=type_infos())
+
+
+def test_a_device_without_alias_is_named_after_its_advertised_name() -> None:
+    cfg = parse_devices({"address": MAC.lower(), "type": "jbd"}, {"address": "sim:x", "type": "jbd"},
+                        {"address": MAC, "type": "group_parallel", "alias": "bank"})
+    assert cfg.devices[0].alias == "aabbccddee01" and cfg.devices[0].alias_from_address
+    assert not cfg.devices[1].alias_from_address  # sim:x is named x
+    assert unnamed(cfg) == [MAC]
+    named, lines = with_advertised_names(cfg, {MAC.lower(): " JBD-SP04S034-L4S "})
+    assert named.devices[0].alias == "JBD-SP04S034-L4S"  # meters keyed by it; topics JBD_SP04S034_L4S/...
+    assert named.devices[2].members == ("JBD-SP04S034-L4S",)  # the group follows
+    assert lines == ["devices[0]: no alias: named 'JBD-SP04S034-L4S' after its advertised name, as batmon-ha did"]
+    kept, lines = with_advertised_names(cfg, {})
+    assert kept.devices[0].alias == "aabbccddee01" and len(lines) == 1 and "set alias" in lines[0]
+
+
+def test_an_advertised_name_that_cannot_be_an_alias_is_not_used() -> None:
+    cfg = parse_devices({"address": MAC, "type": "jbd"}, {"address": "sim:y", "type": "jbd", "alias": "bat_1"})
+    for name in ("a#b", "bat-1", "BAT_1"):  # not a topic level; another device's topics; another's alias
+        named, lines = with_advertised_names(cfg, {MAC: name})
+        assert named.devices[0].alias == "aabbccddee01", name
+        assert len(lines) == 1 and lines[0].endswith("set alias"), name
+
+
+async def test_names_are_scanned_once_and_remembered(tmp_path: Path) -> None:
+    from bmslib.app import make_emulator
+    from bmslib.ble.backend import BleBackend
+    from bmslib.cli import name_unnamed_devices
+    from bmslib.config.advertised_names import NAMES_FILE
+    from bmslib.sim.radio import SimRadio, sim_address
+
+    radio = SimRadio()
+    radio.add(make_emulator(device_types()["jbd"], "p1", random.Random(1)), sim_id="p1")
+    backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
+    address = sim_address("p1")
+    cfg = parse_devices({"address": address, "type": "jbd"})
+    named = await name_unnamed_devices(cfg, tmp_path, backend=backend, timeout=0.5)
+    assert named.devices[0].alias == "JBD-p1"
+    assert json.loads((tmp_path / NAMES_FILE).read_text()) == {address: "JBD-p1"}
+    # out of range at the next start: the remembered name holds (no scan: an empty radio would find nothing)
+    empty = SimRadio()
+    backend = BleBackend(empty.client_backend(), empty.scanner_backend(), simulated=True)
+    again = await name_unnamed_devices(cfg, tmp_path, backend=backend, timeout=0.5)
+    assert again.devices[0].alias == "JBD-p1"

@@ -46,6 +46,7 @@ class _Draft:
     member_refs: tuple[str, ...] = ()
     members: tuple[int, ...] = ()  # indices of the resolved members
     soc_calibration_days: float | None = None
+    alias_from_address: bool = False
 
     @property
     def is_group(self) -> bool:
@@ -75,7 +76,7 @@ class DeviceParser:
                 adapter=d.adapter, debug=d.debug, current_calibration=d.current_calibration,
                 algorithm=d.algorithm, keep_alive=d.keep_alive,
                 members=tuple(by_index[m].alias or "" for m in d.members), index=d.index,
-                soc_calibration_days=d.soc_calibration_days,
+                soc_calibration_days=d.soc_calibration_days, alias_from_address=d.alias_from_address,
             )
             for d in drafts
         )
@@ -193,6 +194,7 @@ class DeviceParser:
             alias = address[4:]
         elif MAC.fullmatch(address) or UUID.fullmatch(address):
             alias = re.sub("[:-]", "", address).lower()
+            draft.alias_from_address = True  # named after its advertised name at start, when seen
         else:
             alias = address
         if (problem := topic_level_problem(alias)) is not None:
