@@ -135,6 +135,8 @@ def test_the_originals_types_are_all_known_to_the_table() -> None:
 def test_wired_and_unsupported_types_are_refused_in_one_line() -> None:
     assert refusal("jk_uart") == ["devices[0].type: 'jk_uart' is a wired (RS485/UART) BMS, which batmon does not "
                                   "read (Bluetooth only); keep it in batmon-ha"]
+    assert refusal("snoop:jk,jbd") == ["devices[0].type: 'snoop:jk,jbd' is batmon-ha's protocol inspector; use "
+                                       "`main.py scan` to see which type batmon would use"]
     assert refusal("litime") == ["devices[0].type: 'litime' is a BMS batmon does not support; keep it in batmon-ha"]
 
 

@@ -40,6 +40,8 @@ _AIOBMSBLE = "is read through aiobmsble, which batmon does not include yet"
 def original_type(name: str) -> tuple[str | None, str]:
     """What to do with the add-on's type ``name`` (lower case): ``(batmon type, "")`` to read it as that
     type, ``(None, why)`` to refuse it, ``(None, "")`` when it is none of the add-on's own names."""
+    if name.startswith("snoop:"):  # the add-on's inspector took the families to probe after ':'
+        name = "snoop"
     if (renamed := RENAMED.get(name)) is not None:
         return renamed, ""
     if (why := REFUSED.get(name)) is not None:
