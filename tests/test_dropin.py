@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from bmslib.app import make_emulator
+from bmslib.ble.backend import BleBackend
+from bmslib.cli import name_unnamed_devices
 from bmslib.config import ConfigError, parse_config
-from bmslib.config.advertised_names import unnamed, with_advertised_names
+from bmslib.config.advertised_names import NAMES_FILE, unnamed, with_advertised_names
 from bmslib.config.original_types import AIOBMSBLE_NATIVE, REFUSED, RENAMED, original_type
 from bmslib.device import DeviceStatus
 from bmslib.entities import SAMPLE_ENTITIES, sample_entities
@@ -20,6 +23,7 @@ from bmslib.model import BATTERY_MODES, IDLE_CURRENT, OutputSign, Reading, Sampl
 from bmslib.mqtt.discovery import device_block, discovery_config
 from bmslib.mqtt.topics import DeviceTopics
 from bmslib.registry import device_types, type_infos
+from bmslib.sim.radio import SimRadio, sim_address
 from tests.test_cli import run
 
 MAC = "AA:BB:CC:DD:EE:01"
@@ -190,12 +194,6 @@ def test_an_advertised_name_that_cannot_be_an_alias_is_not_used() -> None:
 
 
 async def test_names_are_scanned_once_and_remembered(tmp_path: Path) -> None:
-    from bmslib.app import make_emulator
-    from bmslib.ble.backend import BleBackend
-    from bmslib.cli import name_unnamed_devices
-    from bmslib.config.advertised_names import NAMES_FILE
-    from bmslib.sim.radio import SimRadio, sim_address
-
     radio = SimRadio()
     radio.add(make_emulator(device_types()["jbd"], "p1", random.Random(1)), sim_id="p1")
     backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
