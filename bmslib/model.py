@@ -35,6 +35,8 @@ IDLE_CURRENT = 0.1
 _FROM_EXTRA = (("problem_code", "protection_bitmask"), ("aged_capacity", "aged_capacity"),
                ("cycle_capacity", "cycle_capacity"),
                ("cycle_capacity", "total_cycle_capacity"), ("total_charge_net", "total_discharged"))
+_EXTRA_KEYS = frozenset(key for _, key in _FROM_EXTRA)
+_NUMBER_TYPES = (int, float)  # exact types: a bool flag is no number here
 
 ExtraValue = float | int | str | bool
 
@@ -244,10 +246,9 @@ class Sample:
 def _derive_status(r: dict[str, Any]) -> None:
     """The derivations of :meth:`Sample.build` after SoC and charge (see there), in place."""
     extra = r.get("extra")
-    if extra:
+    if extra and not _EXTRA_KEYS.isdisjoint(extra):
         for name, key in _FROM_EXTRA:
-            if r.get(name) is None and isinstance(v := extra.get(key), int | float) and not isinstance(v, bool) \
-                    and math.isfinite(v):
+            if r.get(name) is None and type(v := extra.get(key)) in _NUMBER_TYPES and math.isfinite(v):
                 r[name] = int(v) if name == "problem_code" else float(v)
     cap = r.get("capacity")
     if r.get("aged_capacity") is None and cap is not None and r.get("soh") is not None:
