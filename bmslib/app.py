@@ -33,8 +33,10 @@ from bmslib.model import OutputSign, Sample
 from bmslib.publishing import METER_PUBLISH_PERIOD, Decision, DevicePublisher
 from bmslib.registry import device_types
 from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
+from bmslib.sim.bank import ParallelBank, cell_resistance
 from bmslib.sim.battery import BatteryModel, sine_load
 from bmslib.sim.emulator import Emulator
+from bmslib.sim.knobs import bank_name, set_faults
 from bmslib.sim.radio import SimRadio, sim_address
 from bmslib.sinks.base import Sink, SinkContext, SinkFactory
 
@@ -68,13 +70,18 @@ class DeviceRuntime:
     publisher: DevicePublisher
 
 
-def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random) -> Emulator:
-    """A simulated device of ``device_type`` with a battery of its own (used for ``sim:<id>``)."""
+def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random, *,
+                  bank: ParallelBank | None = None) -> Emulator:
+    """A simulated device of ``device_type`` (used for ``sim:<id>``) with a battery of its own, or with a
+    pack of ``bank`` (of the bank's cell count, sharing its load)."""
     assert device_type.emulator is not None
-    battery = BatteryModel(cells=rng.choice((4, 8, 16)), capacity_ah=rng.choice((100.0, 200.0, 280.0)),
-                           soc=rng.uniform(30, 90), rng=rng,
-                           load=sine_load(amplitude=rng.uniform(5, 20), period=rng.uniform(60, 180),
-                                          phase=rng.uniform(0, 6.28)))
+    cells, capacity = rng.choice((4, 8, 16)), rng.choice((100.0, 200.0, 280.0))
+    battery = BatteryModel(cells=(bank and bank.cells) or cells, capacity_ah=capacity, soc=rng.uniform(30, 90),
+                           rng=rng, load=sine_load(amplitude=rng.uniform(5, 20), period=rng.uniform(60, 180),
+                                                   phase=rng.uniform(0, 6.28)))
+    if bank is not None:
+        battery.internal_resistance = cell_resistance(capacity)
+        bank.join(battery)
     return device_type.emulator(address=sim_address(sim_id), name=f"{device_type.name.upper()}-{sim_id}",
                                 battery=battery, rng=rng)
 
@@ -148,8 +155,11 @@ class App:
             if emulator is None:
                 if dtype.emulator is None:
                     raise ValueError(f"type {cfg.type} has no emulator for {cfg.address}")
-                emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id))
+                bank = bank_name(cfg.sim_knobs)
+                emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id),
+                                         bank=radio.bank(bank) if bank is not None else None)
                 radio.add(emulator, sim_id=cfg.sim_id)
+            set_faults(emulator.faults, cfg.sim_knobs)
             if self._sim_backend is None:
                 self._sim_backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
             backend = self._sim_backend

@@ -27,18 +27,20 @@ if TYPE_CHECKING:
     from bmslib.sinks.base import SinkFactory
 
 EXIT_CONFIG = 2
+EXIT_NO_FRAME = 1  # `decode`: the input holds no complete frame
 DEMO_STATE_DIR = "demo-state"  # --demo without --state-dir keeps its state here
 SHUTDOWN_GRACE = 5.0  # [s] SIGTERM to exit
 
 _LOG = logging.getLogger("batmon")
 
 
-#: The demo's battery bank: two simulated JBD packs in parallel (sim ids seed their batteries: 200 Ah at
-#: about 41 % and 100 Ah at about 88 %, so the bank starts near 57 %), and an algorithm that switches the
-#: packs' charge FETs off at once (57 % >= 55 %) and on again at 50 %.
+#: The demo's battery bank: two simulated JBD packs in parallel, coupled on one bus (``bank=demo``: one
+#: voltage, the bank's load split between them; see bmslib/sim/bank.py). The sim ids seed the batteries,
+#: 200 Ah at about 41 % and 100 Ah at about 88 %, which equalise when connected: both start near 57 %. An
+#: algorithm switches the packs' charge FETs off at once (57 % >= 55 %) and on again at 50 %.
 DEMO_BANK: tuple[dict[str, Any], ...] = (
-    {"address": "sim:bank1", "type": "jbd", "alias": "demo_bank_a"},
-    {"address": "sim:bank2", "type": "jbd", "alias": "demo_bank_b"},
+    {"address": "sim:bank1?bank=demo", "type": "jbd", "alias": "demo_bank_a"},
+    {"address": "sim:bank2?bank=demo", "type": "jbd", "alias": "demo_bank_b"},
     {"address": "demo_bank_a, demo_bank_b", "type": "group_parallel", "alias": "demo_bank",
      "algorithm": "soc 55% 50%"},
 )
@@ -112,7 +114,7 @@ def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFact
 # --- decode -----------------------------------------------------------------------------------------
 
 def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = None) -> int:
-    from bmslib.cli_decode import decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
+    from bmslib.cli_decode import NoCompleteFrame, decode_chunks  # noqa: PLC0415  (keeps `main.py --help` fast)
 
     types = device_types()
     if type_name not in types:
@@ -125,6 +127,9 @@ def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = N
         return EXIT_CONFIG
     try:
         result = decode_chunks(types[type_name], chunks, {"key": key} if key else {})
+    except NoCompleteFrame as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_NO_FRAME
     except ValueError as exc:
         print(f"--type: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -150,7 +155,7 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
         for dev in demo_devices(types):
             t = types.get(dev["type"])  # groups have no type entry and no emulator
             if t is not None and t.emulator is not None:
-                sim_id = dev["address"].removeprefix("sim:")
+                sim_id = dev["address"].removeprefix("sim:").partition("?")[0]  # the knobs do not matter here
                 radio.add(make_emulator(t, sim_id, random.Random(sim_id)), sim_id=sim_id)
         backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
     try:

@@ -65,6 +65,27 @@ def test_decode_reports_rejected_frames_without_a_traceback() -> None:
     assert out["frames"] == 0 and out["rejected"] >= 1 and "checksum mismatch" in out["errors"][0]
 
 
+def test_decode_of_a_truncated_frame_says_where_it_stopped_and_exits_1() -> None:
+    proc = run("decode", "--type", "jbd", "dd03001d", "0618")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == ("jbd: no complete frame in 6 bytes: a frame starting at byte 0 (dd03001d0618) is cut "
+                           "off, the input ends 6 bytes into it\n")
+
+
+def test_decode_of_junk_then_a_truncated_frame_counts_the_junk() -> None:
+    basic = JBD_FRAMES[0]
+    whole = b"".join(chunks_of(basic))
+    proc = run("decode", "--type", "jbd", "0011", whole.hex(), whole[:5].hex())
+    assert proc.returncode == 0, proc.stderr  # a complete frame came: its values are printed
+    assert json.loads(proc.stdout)["frames"] == 1
+    proc = run("decode", "--type", "jbd", "0011", whole[:5].hex())
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("jbd: no complete frame in 7 bytes: a frame starting at byte 2 (")
+    assert proc.stderr.endswith(") is cut off, the input ends 5 bytes into it; 1 rejected before it\n")
+
+
 def test_decode_unknown_type_is_one_line_and_status_2() -> None:
     proc = run("decode", "--type", "jkk", "00")
     assert proc.returncode == 2
@@ -92,6 +113,15 @@ def test_bad_config_is_refused_with_one_line_per_problem(tmp_path: Path) -> None
     assert any(ln.startswith("devices[1].address: 'AA:BB:CC:DD:EE'") for ln in lines)
     assert any(ln.startswith("devices[1].alias: 'a' is already used") for ln in lines)
     assert "sample_period: must be > 0, got 0" in lines
+
+
+def test_a_bad_simulator_knob_is_one_line_and_status_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "options.yaml"
+    cfg.write_text("devices:\n  - {address: 'sim:b3?latency=0.3&drop_after=five', type: jbd}\n")
+    proc = run("--config", str(cfg))
+    assert proc.returncode == 2
+    assert proc.stderr == ("devices[0].address: 'sim:b3?latency=0.3&drop_after=five': drop_after=five: must be an "
+                           "integer\n")
 
 
 def test_missing_config_is_one_line(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from bmslib.config import (
     read_options_file,
 )
 from bmslib.errors import ConfigError
+from bmslib.sim.knobs import KNOBS
 from tests.helpers import fuzz_settings
 
 SWITCHES = frozenset({"charge", "discharge"})
@@ -42,6 +43,7 @@ TYPES = {
 KNOWN = "ant, daly, dummy, group_parallel, group_serial, jbd, jk, victron"
 MAC1, MAC2, MAC3 = "AA:BB:CC:DD:EE:01", "AA:BB:CC:DD:EE:02", "AA:BB:CC:DD:EE:03"
 KEY = "0123456789abcdef0123456789abcdef"
+KNOB_NAMES = ", ".join(k.name for k in KNOBS)
 
 
 def parse(data: object, env: Mapping[str, str] | None = None, **kwargs: Any) -> AppConfig:
@@ -199,6 +201,30 @@ BAD_CONFIGS = {
                              ["devices[0].address: 'AA:BB-CC:DD-EE:FF' is not a valid MAC address"]),
     "sim id": (devices(dev("sim:a b")), ["devices[0].address: 'sim:a b' is not a valid simulator address "
                                          "(sim:<id>, the id of letters, digits, '_' and '-')"]),
+    "sim knob unknown": (devices(dev("sim:a?mtue=1")),
+                         [f"devices[0].address: 'sim:a?mtue=1': 'mtue' is not a simulator knob ({KNOB_NAMES})"]),
+    "sim knob bad bool": (devices(dev("sim:a?mute=yes")),
+                          ["devices[0].address: 'sim:a?mute=yes': mute=yes: must be 0 or 1 (or false or true)"]),
+    "sim knob out of range": (devices(dev("sim:a?latency=0.3&drop_chunk=1.5")),
+                              ["devices[0].address: 'sim:a?latency=0.3&drop_chunk=1.5': drop_chunk=1.5: "
+                               "must be 0..1"]),
+    "sim knob not a number": (devices(dev("sim:a?latency=fast")),
+                              ["devices[0].address: 'sim:a?latency=fast': latency=fast: must be a number"]),
+    "sim knob not finite": (devices(dev("sim:a?latency=nan")),
+                            ["devices[0].address: 'sim:a?latency=nan': latency=nan: must be 0..60"]),
+    "sim knob not an integer": (devices(dev("sim:a?drop_after=2.5")),
+                                ["devices[0].address: 'sim:a?drop_after=2.5': drop_after=2.5: must be an integer"]),
+    "sim knob zero": (devices(dev("sim:a?drop_after=0")),
+                      ["devices[0].address: 'sim:a?drop_after=0': drop_after=0: must be 1..1000000"]),
+    "sim knob without value": (devices(dev("sim:a?mute")),
+                               ["devices[0].address: 'sim:a?mute': mute needs a value (mute=...)"]),
+    "sim knob twice": (devices(dev("sim:a?mute=1&mute=0")),
+                       ["devices[0].address: 'sim:a?mute=1&mute=0': mute is given twice"]),
+    "sim bank name": (devices(dev("sim:a?bank=my bank")),
+                      ["devices[0].address: 'sim:a?bank=my bank': bank=my bank: must be letters, digits, '_' "
+                       "and '-'"]),
+    "sim same device with other knobs": (devices(dev("sim:a?mute=1", alias="x"), dev("sim:a", alias="y")),
+                                         ["devices[1].address: 'sim:a' is already used by devices[0]"]),
     "duplicate alias": (devices(dev(MAC1, alias="bat1"), dev(MAC2, alias="bat2"), dev(MAC3, alias="bat1")),
                         ["devices[2].alias: 'bat1' is already used by devices[0]"]),
     "duplicate alias other case": (devices(dev(MAC1, alias="Bat1"), dev(MAC2, alias="bat1")),
@@ -444,6 +470,27 @@ def test_addresses_are_normalised_and_aliases_derived() -> None:
         ("xiaoxiang BMS", "house"),
     ]
     assert config.warnings == ()
+
+
+def test_simulator_knobs_are_read_from_the_address() -> None:
+    config = parse(devices(dev("sim:b3?latency=0.3&drop_after=5&mute=true&bank=house&corrupt_to=255"),
+                           dev("sim:b4?"), dev("SIM:b5?hidden=0")))
+    b3, b4, b5 = config.devices
+    assert (b3.address, b3.alias, b3.sim_id) == ("sim:b3", "b3", "b3")
+    assert b3.sim_knobs == (("latency", 0.3), ("drop_after", 5), ("mute", True), ("bank", "house"),
+                            ("corrupt_to", 255))
+    assert (b4.address, b4.sim_knobs) == ("sim:b4", ())
+    assert (b5.address, b5.sim_knobs) == ("sim:b5", (("hidden", False),))
+
+
+def test_every_numeric_simulator_knob_has_bounds_and_every_fault_knob_a_fault() -> None:
+    from bmslib.sim.emulator import Faults  # noqa: PLC0415
+
+    fields = {f.name for f in dataclasses.fields(Faults)}
+    for k in KNOBS:
+        assert k.kind not in ("int", "float") or (k.minimum is not None and k.maximum is not None), k.name
+        assert k.fault is None or k.fault in fields, k.name
+    assert [k.name for k in KNOBS if k.fault is None] == ["bank"]
 
 
 def test_device_fields_and_properties() -> None:

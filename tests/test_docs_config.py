@@ -1,6 +1,8 @@
-"""doc/Configuration.md stays in step with the loader's option tables (bmslib/options.py).
+"""doc/Configuration.md stays in step with the loader's option tables (bmslib/options.py) and the simulator's
+knob table (bmslib/sim/knobs.py).
 
-The option tables in the document are generated from OPTIONS / DEVICE_OPTIONS; regenerate them with
+The option tables in the document are generated from OPTIONS / DEVICE_OPTIONS, the knob table from KNOBS;
+regenerate them with
 
     .venv/bin/python -m tests.test_docs_config
 
@@ -14,10 +16,13 @@ import sys
 from pathlib import Path
 
 from bmslib.config import DEVICE_OPTIONS, OPTIONS, Option
+from bmslib.sim.knobs import KNOBS, Knob
 
 DOC = Path(__file__).resolve().parent.parent / "doc" / "Configuration.md"
 BEGIN = "<!-- BEGIN generated from bmslib/options.py by tests/test_docs_config.py; do not edit by hand -->"
 END = "<!-- END generated -->"
+KNOBS_BEGIN = "<!-- BEGIN generated from bmslib/sim/knobs.py by tests/test_docs_config.py; do not edit by hand -->"
+KNOBS_END = "<!-- END generated knobs -->"
 
 
 def _number(x: float) -> str:
@@ -87,14 +92,36 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def split_doc(text: str) -> tuple[str, str, str]:
-    start, end = text.index(BEGIN), text.index(END) + len(END)
+def knob_value_text(k: Knob) -> str:
+    if k.kind == "bool":
+        return "0/1 (false/true)"
+    if k.kind == "name":
+        return "letters, digits, `_`, `-`"
+    word = "integer" if k.kind == "int" else "number"
+    lo, hi = k.minimum or 0, k.maximum or 0
+    return f"{word} {int(lo) if k.kind == 'int' else _number(lo)}..{int(hi) if k.kind == 'int' else _number(hi)}"
+
+
+def render_knobs() -> str:
+    lines = [KNOBS_BEGIN, "", "| knob | value | what the simulated device does |", "|---|---|---|"]
+    lines += [f"| `{k.name}` | {knob_value_text(k)} | {_cell(k.doc)} |" for k in KNOBS]
+    lines += ["", KNOBS_END]
+    return "\n".join(lines)
+
+
+def split_doc(text: str, begin: str = BEGIN, end_marker: str = END) -> tuple[str, str, str]:
+    start, end = text.index(begin), text.index(end_marker) + len(end_marker)
     return text[:start], text[start:end], text[end:]
 
 
 def test_generated_tables_are_up_to_date() -> None:
     _, generated, _ = split_doc(DOC.read_text())
     assert generated == render(), "doc/Configuration.md is out of date: run .venv/bin/python -m tests.test_docs_config"
+
+
+def test_the_knob_table_is_up_to_date() -> None:
+    _, generated, _ = split_doc(DOC.read_text(), KNOBS_BEGIN, KNOBS_END)
+    assert generated == render_knobs(), "doc/Configuration.md is out of date: run .venv/bin/python -m tests.test_docs_config"
 
 
 def test_every_option_is_in_the_tables() -> None:
@@ -127,7 +154,9 @@ def test_defaults_in_the_prose_match_the_loader() -> None:
 def main() -> int:
     text = DOC.read_text()
     before, _, after = split_doc(text)
-    DOC.write_text(before + render() + after)
+    text = before + render() + after
+    before, _, after = split_doc(text, KNOBS_BEGIN, KNOBS_END)
+    DOC.write_text(before + render_knobs() + after)
     print(f"updated {DOC}")
     return 0
 

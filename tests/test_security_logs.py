@@ -48,8 +48,8 @@ import bmslib.app
 secrets = json.loads(sys.argv[1])
 build = bmslib.app.make_emulator
 
-def make_emulator(device_type, sim_id, rng):
-    em = build(device_type, sim_id, rng)
+def make_emulator(device_type, sim_id, rng, **kwargs):
+    em = build(device_type, sim_id, rng, **kwargs)
     for name, value in secrets.get(sim_id, {}).items():
         if name == "random_byte":
             em.random_byte = lambda value=value: value

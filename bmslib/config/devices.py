@@ -19,12 +19,14 @@ from bmslib.config.formats import (
     UUID,
     looks_like_mac,
     normal_mac,
+    sim_knobs,
     topic_level_problem,
 )
 from bmslib.config.option_reader import Report, Section, show
 from bmslib.config.original_types import original_type
 from bmslib.config.settings import GROUP_TYPES, DeviceConfig, TypeInfo, mqtt_node_id, topic_prefix
 from bmslib.options import DEVICE_OPTIONS
+from bmslib.sim.knobs import KnobValues
 
 
 @dataclass
@@ -46,6 +48,7 @@ class _Draft:
     member_refs: tuple[str, ...] = ()
     members: tuple[int, ...] = ()  # indices of the resolved members
     soc_calibration_days: float | None = None
+    sim_knobs: KnobValues = ()
     alias_from_address: bool = False
 
     @property
@@ -76,7 +79,8 @@ class DeviceParser:
                 adapter=d.adapter, debug=d.debug, current_calibration=d.current_calibration,
                 algorithm=d.algorithm, keep_alive=d.keep_alive,
                 members=tuple(by_index[m].alias or "" for m in d.members), index=d.index,
-                soc_calibration_days=d.soc_calibration_days, alias_from_address=d.alias_from_address,
+                soc_calibration_days=d.soc_calibration_days, sim_knobs=d.sim_knobs,
+                alias_from_address=d.alias_from_address,
             )
             for d in drafts
         )
@@ -102,13 +106,13 @@ class DeviceParser:
         sec.check_unknown_keys()
         type_name = self._type(sec)
         address_text = sec.opt_text("address")
-        address = self._address(sec, address_text, type_name) if address_text is not None else None
+        address, knobs = self._address(sec, address_text, type_name) if address_text is not None else (None, ())
         draft = _Draft(
             index=index, section=sec, address=address or "", type=type_name, alias=None,
             pin=sec.opt_text("pin"), key=sec.opt_text("key"), adapter=self._adapter(sec),
             debug=sec.flag("debug"), current_calibration=sec.number("current_calibration"),
             algorithm=sec.opt_text("algorithm"), keep_alive=sec.opt_flag("keep_alive"),
-            soc_calibration_days=sec.opt_number("soc_calibration_days"),
+            soc_calibration_days=sec.opt_number("soc_calibration_days"), sim_knobs=knobs,
         )
         sec.raw("note")  # free text: accepted as anything, never used
         if draft.is_group and address_text is not None:
@@ -140,15 +144,23 @@ class DeviceParser:
         sec.problem("type", f"{show(text)} is not a known type ({known})")
         return None
 
-    def _address(self, sec: Section, text: str, type_name: str | None) -> str | None:
+    def _address(self, sec: Section, text: str, type_name: str | None) -> tuple[str | None, KnobValues]:
+        """The normalised address (None when invalid: reported) and, for ``sim:<id>?<knobs>``, the knobs."""
         if type_name in GROUP_TYPES:
-            return text
+            return text, ()
         if text[:4].lower() == "sim:":
-            if SIM_ID.fullmatch(text[4:]):
-                return "sim:" + text[4:]
-            sec.problem("address", f"{show(text)} is not a valid simulator address "
-                                   "(sim:<id>, the id of letters, digits, '_' and '-')")
-            return None
+            sim_id, _, query = text[4:].partition("?")
+            if not SIM_ID.fullmatch(sim_id):
+                sec.problem("address", f"{show(text)} is not a valid simulator address "
+                                       "(sim:<id>, the id of letters, digits, '_' and '-')")
+                return None, ()
+            knobs, problems = sim_knobs(query)
+            for problem in problems:
+                sec.problem("address", f"{show(text)}: {problem}")
+            return "sim:" + sim_id, knobs
+        return self._radio_address(sec, text, type_name), ()
+
+    def _radio_address(self, sec: Section, text: str, type_name: str | None) -> str | None:
         if type_name == "dummy":
             return text
         if (mac := normal_mac(text)) is not None:

@@ -1,10 +1,13 @@
-"""Text formats in options: MAC and CoreBluetooth addresses, adapters, keys, host:port, MQTT topic levels."""
+"""Text formats in options: MAC and CoreBluetooth addresses, simulator knobs, adapters, keys, host:port, MQTT
+topic levels."""
 
 from __future__ import annotations
 
+import math
 import re
 
 from bmslib.config.option_reader import show
+from bmslib.sim.knobs import KNOBS, Knob, KnobValue, KnobValues, knob
 
 MAC = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}")
 MAC_ATTEMPT = re.compile(r"[0-9A-Za-z]{1,3}(?:[:-][0-9A-Za-z]{1,3}){2,}")
@@ -22,6 +25,52 @@ def normal_mac(text: str) -> str | None:
 def looks_like_mac(text: str) -> bool:
     """A failed attempt at a MAC (wrong group count or digits), not a BLE name that has a dash."""
     return bool(MAC_ATTEMPT.fullmatch(text)) and (":" in text or text.count("-") >= 4)
+
+
+def sim_knobs(query: str) -> tuple[KnobValues, list[str]]:
+    """The knobs of a ``sim:<id>?<query>`` address (``name=value`` joined by '&'), checked against the
+    simulator's knob table: (the valid ones in order, one problem per bad one)."""
+    values: list[tuple[str, KnobValue]] = []
+    problems: list[str] = []
+    for word in query.split("&"):
+        if not word:
+            continue
+        name, sep, text = word.partition("=")
+        k = knob(name)
+        if k is None:
+            problems.append(f"{show(name)} is not a simulator knob ({', '.join(k.name for k in KNOBS)})")
+        elif any(n == name for n, _ in values):
+            problems.append(f"{name} is given twice")
+        elif not sep:
+            problems.append(f"{name} needs a value ({name}=...)")
+        else:
+            value, problem = _knob_value(k, text)
+            if problem is not None:
+                problems.append(f"{name}={text}: {problem}")
+            elif value is not None:
+                values.append((name, value))
+    return tuple(values), problems
+
+
+def _knob_value(k: Knob, text: str) -> tuple[KnobValue | None, str | None]:
+    if k.kind == "bool":
+        flags = {"1": True, "true": True, "0": False, "false": False}
+        return (flags[text], None) if text in flags else (None, "must be 0 or 1 (or false or true)")
+    if k.kind == "name":
+        return (text, None) if SIM_ID.fullmatch(text) else (None, "must be letters, digits, '_' and '-'")
+    value: int | float
+    try:
+        value = int(text) if k.kind == "int" else float(text)
+    except ValueError:
+        return None, "must be an integer" if k.kind == "int" else "must be a number"
+    lo, hi = k.minimum, k.maximum
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        return None, f"must be {_bound(lo)}..{_bound(hi)}"
+    return value, None
+
+
+def _bound(x: float | None) -> str:
+    return "" if x is None else str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def topic_level_problem(text: str) -> str | None:

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from bmslib.mqtt.topics import mqtt_node_id, topic_prefix
+from bmslib.sim.knobs import KnobValues
 
 __all__ = ["mqtt_node_id", "topic_prefix"]  # re-exported (see above); the rest is defined here
 
@@ -42,7 +43,8 @@ class DeviceConfig:
 
     ``address`` is normalised: a MAC in upper case with ':', ``sim:<id>``, a CoreBluetooth UUID in
     upper case, a BLE name as written; for a group, the member list as written, with ``members``
-    holding the members' aliases. ``index`` is the entry's position in the file's list.
+    holding the members' aliases. ``index`` is the entry's position in the file's list. ``sim_knobs``: the
+    knobs of a ``sim:<id>?<knobs>`` address (:mod:`bmslib.sim.knobs`), whose ``address`` is ``sim:<id>``.
     """
 
     address: str
@@ -58,6 +60,7 @@ class DeviceConfig:
     members: tuple[str, ...]
     index: int
     soc_calibration_days: float | None = None  # None: the algorithm's default (14)
+    sim_knobs: KnobValues = ()
     alias_from_address: bool = False  # no alias configured: ``alias`` is the address's default
 
     @property

@@ -113,6 +113,17 @@ class BatteryModel:
         return [round(max(0.0, ocv - drop + off), 3) for off in self._cell_offsets]
 
     @property
+    def open_circuit_voltage(self) -> float:
+        """[V] the pack's voltage without current: its cells' open-circuit voltages added (not rounded)."""
+        ocv = lfp_ocv(self.soc)
+        return sum(ocv + off for off in self._cell_offsets)
+
+    @property
+    def resistance(self) -> float:
+        """[Ohm] the pack's internal resistance (its cells' in series)."""
+        return self.cells * self.internal_resistance
+
+    @property
     def voltage(self) -> float:
         return round(sum(self.cell_voltages), 3)
 

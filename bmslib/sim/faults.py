@@ -35,6 +35,9 @@ slow        2       for 5-20 s it answers after 0.2-3 s (beyond some drivers' re
 vanish      1       drops the link and stops advertising for 5-60 s, then comes back
 ==========  ======  ===========================================================================
 
+At the end of an episode the device's knobs go back to the ones its address set (``sim:<id>?latency=0.5``),
+except a one-time link drop (``drop_after``), which is not repeated.
+
 Every episode is logged at INFO by ``batmon.sim.faults`` when it starts and when it is over
 (``sim fault: <id> vanish for 23.5 s`` ... ``sim fault: <id> vanish over``), so a test can line the
 daemon's behaviour up with the faults.
@@ -44,12 +47,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from bmslib.sim.emulator import Emulator, Faults
+from bmslib.sim.emulator import Emulator
 from bmslib.sim.radio import SimRadio
 
 _LOG = logging.getLogger("batmon.sim.faults")
@@ -136,10 +140,13 @@ class DeviceFaults:
         self.rng = rng
         self.gap = gap
         emulator.rng = random.Random(rng.random())  # the emulator's choices of chunks follow the seed too
+        #: the knobs the device was configured with (``sim:<id>?<knobs>``); a one-time link drop is not repeated
+        self._configured = dataclasses.replace(emulator.faults, disconnect_after=None)
 
     def calm(self) -> None:
-        """Every fault knob back to normal (the device stays connected or visible as it is)."""
-        self.em.faults = Faults()
+        """Every fault knob back to the device's configured ones (the device stays connected or visible as
+        it is)."""
+        self.em.faults = dataclasses.replace(self._configured)
 
     async def run(self, stop: asyncio.Event) -> None:
         episodes: dict[str, Callable[[asyncio.Event], Awaitable[None]]] = {

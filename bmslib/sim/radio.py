@@ -23,6 +23,7 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
+from bmslib.sim.bank import ParallelBank
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.trace import FrameTrace
 
@@ -32,12 +33,14 @@ ADVERTISE_INTERVAL = 0.1  # [s] between advertisement reports while scanning
 
 
 class SimRadio:
-    """The air around the simulated devices: registers emulators by address."""
+    """The air around the simulated devices: registers emulators by address (and holds the parallel banks
+    their batteries may share)."""
 
     def __init__(self, *, trace: FrameTrace | None = None) -> None:
         self.trace = trace  # opt-in: frames of every emulator added are numbered and their delivery logged
         self._devices: dict[str, Emulator] = {}
         self._by_sim_id: dict[str, Emulator] = {}
+        self._banks: dict[str, ParallelBank] = {}
         client_cls = type("SimBleakClient", (SimBleakClient,), {"radio": self})
         scanner_cls = type("SimBleakScanner", (SimBleakScanner,), {"radio": self})
         self._client_cls: type[SimBleakClient] = client_cls
@@ -64,6 +67,13 @@ class SimRadio:
 
     def by_sim_id(self, sim_id: str) -> Emulator | None:
         return self._by_sim_id.get(sim_id)
+
+    def bank(self, name: str) -> ParallelBank:
+        """The parallel bank called ``name`` (``sim:<id>?bank=<name>``), made at first use."""
+        bank = self._banks.get(name)
+        if bank is None:
+            bank = self._banks[name] = ParallelBank.seeded(name)
+        return bank
 
     @property
     def emulators(self) -> list[Emulator]:
