@@ -31,6 +31,7 @@ from bmslib.groups.driver import FIRST_SAMPLE_WAIT, GroupDriver, age_limit
 from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
 from bmslib.publishing import METER_PUBLISH_PERIOD, Decision, DevicePublisher, expiry_warning, value_expiry
+from bmslib.read_slot import ReadSlot, slot_lease
 from bmslib.registry import device_types
 from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
 from bmslib.sim.bank import ParallelBank, cell_resistance
@@ -44,7 +45,8 @@ _LOG = logging.getLogger("batmon")
 
 AVAILABILITY_CHECK = 1.0  # [s]
 STATE_SAVE_PERIOD = 30.0  # [s] meter states are saved this often (and at shutdown)
-EXIT_OK, EXIT_WATCHDOG = 0, 1
+EXIT_OK, EXIT_WATCHDOG, EXIT_NO_BLUETOOTH = 0, 1, 1
+BLUETOOTH_GRACE = 30.0  # [s] Bluetooth may come up after batmon (BlueZ starting at boot)
 
 _Item = TypeVar("_Item")
 
@@ -91,7 +93,7 @@ class App:
     def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
                  backend: BleBackend | None = None, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
                  sink_factories: Sequence[SinkFactory] = (), state_dir: Path | None = None,
-                 watchdog_timeout: float | None = None,
+                 watchdog_timeout: float | None = None, bluetooth_grace: float | None = None,
                  save_interval: float = STATE_SAVE_PERIOD, meter_period: float = METER_PUBLISH_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
@@ -101,10 +103,11 @@ class App:
         self.state_dir = state_dir or Path(".")
         self.sign = OutputSign(config.invert_current)
         self.watchdog_timeout = watchdog_timeout or max(300.0, 10 * config.sample_period)
+        self.bluetooth_grace = bluetooth_grace or max(BLUETOOTH_GRACE, 2 * config.sample_period)
         self.stop_event = asyncio.Event()
         self.exit_code = EXIT_OK
         self.connect_lock = asyncio.Lock()
-        self.read_lock = None if config.concurrent_sampling else asyncio.Lock()
+        self.read_slot = None if config.concurrent_sampling else ReadSlot(slot_lease(config.sample_period))
         self.devices: dict[str, DeviceRuntime] = {}
         self.commands: CommandQueue = asyncio.Queue()  # switch commands from MQTT, groups and algorithms
         self.unavailable: UnavailableQueue = asyncio.Queue()  # devices whose read said "unavailable now"
@@ -167,9 +170,9 @@ class App:
         keep_alive = cfg.keep_alive if cfg.keep_alive is not None else self.config.keep_alive
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=keep_alive or not dtype.radio,
                                current_calibration=cfg.current_calibration,
-                               read_timeout=driver.read_timeout)
+                               read_timeout=driver.read_timeout, back_off_reads=dtype.radio)
         sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock,
-                                read_lock=self.read_lock if dtype.radio else None)
+                                read_slot=self.read_slot if dtype.radio else None)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
 
     def _add_group(self, cfg: DeviceConfig) -> None:
@@ -185,8 +188,9 @@ class App:
         status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,
                               device_info=driver.device_info, is_group=True)
         policy = SamplerPolicy(period=self.config.sample_period, keep_alive=True,
-                               current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10)
-        sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock, read_lock=None,
+                               current_calibration=cfg.current_calibration, read_timeout=FIRST_SAMPLE_WAIT + 10,
+                               back_off_reads=False)
+        sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock, read_slot=None,
                                 unavailable=self.unavailable)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
 
@@ -362,6 +366,24 @@ class App:
                 return
             await self._sleep(min(5.0, self.watchdog_timeout / 4))
 
+    async def _bluetooth_loop(self) -> None:
+        """Exit with status 1 when the host's Bluetooth has been unavailable for :attr:`bluetooth_grace` seconds
+        and no device was read in that time (whether or not the watchdog is on): a supervisor (systemd's
+        ``Restart=on-failure``, a Docker restart policy, the app's watchdog) sees the failure and acts, where a
+        daemon that keeps waiting would look healthy and read nothing."""
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            down = [rt.status for rt in self.devices.values() if rt.status.bluetooth_unavailable_since is not None]
+            since = min((s.bluetooth_unavailable_since or now for s in down), default=now)
+            grace = self.bluetooth_grace
+            if down and now - since >= grace and now - self._last_sample_mono >= grace:
+                _LOG.error("Bluetooth is not available (%s) and no device was read for %.0f s: exiting with "
+                           "status 1", down[0].bluetooth_unavailable, now - since)
+                self.exit_code = EXIT_NO_BLUETOOTH
+                self.request_stop()
+                return
+            await self._sleep(min(AVAILABILITY_CHECK, grace / 4))
+
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
@@ -406,6 +428,8 @@ class App:
         unavailable = self._drain(self.unavailable, self._report_unavailable)
         self._tasks.append(loop.create_task(unavailable, name="unavailable"))
         self._tasks.append(loop.create_task(self._state_loop(), name="state"))
+        if any(rt.type.radio for rt in self.devices.values()):
+            self._tasks.append(loop.create_task(self._bluetooth_loop(), name="bluetooth"))
         if not self.devices:
             _LOG.warning("no devices configured: nothing to sample (add entries to the devices option)")
         elif self.config.watchdog:

@@ -22,6 +22,7 @@ from bmslib.family import DeviceType
 from bmslib.registry import device_types, type_infos
 
 if TYPE_CHECKING:
+    from bmslib.ble.backend import BleBackend
     from bmslib.sim.faults import FaultPlan
     from bmslib.sinks.base import SinkFactory
 
@@ -241,6 +242,41 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
         return 1
 
 
+#: [s] the scan at start for the advertised names of devices without alias (batmon-ha scanned 5 s)
+NAME_SCAN_TIMEOUT = 5.0
+
+
+async def name_unnamed_devices(config: AppConfig, state_dir: Path, *, backend: BleBackend | None = None,
+                               timeout: float = NAME_SCAN_TIMEOUT) -> AppConfig:
+    """Devices without ``alias`` named after their advertised names (:mod:`bmslib.config.advertised_names`):
+    the names remembered in ``state_dir``, and a scan for the ones not remembered yet."""
+    from bmslib.ble.backend import BleBackend  # noqa: PLC0415
+    from bmslib.ble.scan import scan  # noqa: PLC0415
+    from bmslib.config.advertised_names import NAMES_FILE, unnamed, with_advertised_names  # noqa: PLC0415
+    from bmslib.state_store import StateFile  # noqa: PLC0415
+
+    wanted = unnamed(config)
+    if not wanted:
+        return config
+    store = StateFile(state_dir / NAMES_FILE, log=_LOG)
+    names = {k: v for k, v in (store.load() or {}).items() if isinstance(v, str) and v.strip()}
+    if missing := [a for a in wanted if a.upper() not in names]:
+        try:
+            seen = await scan(backend or BleBackend(), {}, timeout=timeout)
+        except BmsError as exc:
+            _LOG.warning("scan for the advertised names of %s failed: %s", ", ".join(missing), exc)
+            seen = []
+        found = {r.address.upper(): r.name.strip() for r in seen
+                 if r.address.upper() in {a.upper() for a in missing} and r.name and r.name.strip()}
+        if found:
+            names.update(found)
+            store.save(names)
+    config, lines = with_advertised_names(config, names)
+    for line in lines:
+        (_LOG.info if ": named " in line else _LOG.warning)("config: %s", line)
+    return config
+
+
 def freeze_startup_objects() -> None:
     """Keep what exists once the app is built (modules, tables, devices: it lives as long as the process)
     out of the garbage collector's full passes, which would otherwise walk all of it and hold the event
@@ -253,6 +289,7 @@ async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.
                faults: FaultPlan | None = None, sink_factories: Sequence[SinkFactory] = ()) -> int:
     from bmslib.app import App  # noqa: PLC0415
 
+    config = await name_unnamed_devices(config, state_dir)
     app = App(config, state_dir=state_dir, save_interval=save_interval, sink_factories=sink_factories)
     freeze_startup_objects()
     loop = asyncio.get_running_loop()

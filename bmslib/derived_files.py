@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bmslib.config import GROUP_TYPES
+from bmslib.config.original_types import RENAMED
 from bmslib.family import DeviceType, Family
 from bmslib.registry import families
 
@@ -54,7 +55,8 @@ def code(names: Sequence[str]) -> str:
 
 
 def schema_types(fams: Sequence[Family], indent: str) -> str:
-    return f"{indent}type: list({'|'.join(sorted([*type_names(fams), *GROUP_TYPES]))})\n"
+    names = [*type_names(fams), *GROUP_TYPES, *RENAMED]  # batmon-ha's names the loader reads as batmon's
+    return f"{indent}type: list({'|'.join(sorted(names))})\n"
 
 
 def type_table(fams: Sequence[Family], _indent: str) -> str:

@@ -37,6 +37,9 @@ class DeviceStatus:
     attempts: deque[bool] = field(default_factory=lambda: deque(maxlen=LINK_QUALITY_WINDOW))
     algorithm_status: str | None = None  # the charge algorithm's last action and its reason (a diagnostic)
     meter_gaps: int = 0  # sample gaps too long to integrate into the energy meters (a diagnostic)
+    #: why the host's Bluetooth could not be used, while it cannot (set by a failed connect, cleared by a connect)
+    bluetooth_unavailable: str | None = None
+    bluetooth_unavailable_since: float | None = None  # [s] monotonic clock: the first failed connect of that run
 
     def __post_init__(self) -> None:
         self.started = self.clock()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bmslib.device import DeviceStatus
-from bmslib.model import OutputSign, Sample
+from bmslib.model import BATTERY_MODES, OutputSign, Sample
 
 Value = float | int | str | bool
 ValueFn = Callable[[Sample, DeviceStatus, OutputSign], Value | None]
@@ -65,6 +65,7 @@ class EntityDescription:
     value: ValueFn | None = None
     meter: str | None = None
     switch: str | None = None
+    options: tuple[str, ...] | None = None  # the states of an ``enum`` sensor
 
     @property
     def key_id(self) -> str:
@@ -179,6 +180,18 @@ SAMPLE_ENTITIES: tuple[EntityDescription, ...] = (
     EntityDescription(key="problem", name="problem", field="problem", component="binary_sensor",
                       device_class="problem", entity_category="diagnostic", value=_problem),
     _sensor("alarms", "Alarms", "alarms", _alarms, icon="alert-circle-outline", entity_category="diagnostic"),
+    _sensor("problem_code", "problem code", "problem_code", _attr("problem_code"), icon="alert-circle-outline",
+            entity_category="diagnostic"),
+    EntityDescription(key="battery_charging", name="battery charging", field="battery_charging",
+                      component="binary_sensor", device_class="battery_charging", value=_attr("battery_charging")),
+    _sensor("battery_mode", "battery mode", "battery_mode", _attr("battery_mode"), device_class="enum",
+            icon="battery-charging-medium", options=BATTERY_MODES),
+    _sensor("soc/aged_capacity", "Aged_capacity", "aged_capacity", _attr("aged_capacity"), unit="Ah", precision=2,
+            icon="battery-heart-variant", decimals=3),
+    _sensor("soc/cycle_capacity", "Total_charge_throughput", "total_charge_throughput", _attr("cycle_capacity"),
+            unit="Ah", decimals=3),
+    _sensor("soc/total_charge_net", "Total_charge_net", "total_charge_net", _attr("total_charge_net"), unit="Ah",
+            state_class="total_increasing", icon="battery-arrow-down", decimals=3),
     _sensor("bms/uptime", "Uptime", "uptime", _attr("uptime"), unit="s", device_class="duration",
             state_class="measurement", precision=0, icon="clock", entity_category="diagnostic", decimals=0),
 )

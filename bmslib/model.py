@@ -22,6 +22,22 @@ from typing import Any, TypedDict, cast
 #: Names of the switches a device may offer.
 SWITCH_NAMES = ("charge", "discharge", "balance")
 
+#: The charging stages ``battery_mode`` takes (those of the add-on batmon replaces).
+BATTERY_MODES = ("UNKNOWN", "BULK", "ABSORPTION", "FLOAT")
+
+#: [A] a current (in the model's sign) below minus this counts as charging; above it as discharging
+#: for the runtime estimate. Smaller currents are the idle noise of a BMS's current sensor.
+IDLE_CURRENT = 0.1
+
+#: ``extra`` entries decoders report under their own names, and the sample field each one feeds
+#: when the reading lacks it (JBD, SOK, ANT: protection bits; JK: aged capacity; JK, ANT: charge
+#: throughput; ANT: discharged Ah).
+_FROM_EXTRA = (("problem_code", "protection_bitmask"), ("aged_capacity", "aged_capacity"),
+               ("cycle_capacity", "cycle_capacity"),
+               ("cycle_capacity", "total_cycle_capacity"), ("total_charge_net", "total_discharged"))
+_EXTRA_KEYS = frozenset(key for _, key in _FROM_EXTRA)
+_NUMBER_TYPES = (int, float)  # exact types: a bool flag is no number here
+
 ExtraValue = float | int | str | bool
 
 
@@ -71,6 +87,12 @@ class Reading(TypedDict, total=False):
     alarms: tuple[str, ...]
     uptime: float
     runtime: float
+    problem_code: int
+    aged_capacity: float
+    cycle_capacity: float
+    total_charge_net: float
+    battery_charging: bool
+    battery_mode: str
     extra: dict[str, ExtraValue]
     device_info: DeviceInfo
 
@@ -93,7 +115,8 @@ def merge_readings(*readings: Reading) -> Reading:
 
 #: fields :meth:`Sample.build` makes floats (non-finite: None), and the series it makes tuples of finite floats
 _NUMBER_FIELDS = frozenset({"voltage", "current", "power", "soc", "charge", "capacity", "mos_temperature",
-                            "balance_current", "soh", "uptime", "runtime"})
+                            "balance_current", "soh", "uptime", "runtime", "aged_capacity", "cycle_capacity",
+                            "total_charge_net"})
 _SERIES_FIELDS = frozenset({"temperatures", "cell_voltages"})
 _MAPPING_FIELDS = frozenset({"switches", "extra"})  # copied into dicts of their own
 
@@ -120,6 +143,12 @@ class Sample:
     alarms: tuple[str, ...] | None = None  # decoded alarm names; () = no alarm, None = not reported
     uptime: float | None = None  # [s] device uptime
     runtime: float | None = None  # [s] time until empty (reported by the device or estimated)
+    problem_code: int | None = None  # the device's raw protection/fault bitmask (0 = no problem)
+    aged_capacity: float | None = None  # [Ah] full capacity after ageing (reported, or capacity x SoH)
+    cycle_capacity: float | None = None  # [Ah] lifetime charge throughput the BMS counts
+    total_charge_net: float | None = None  # [Ah] lifetime charge the BMS counts as discharged
+    battery_charging: bool | None = None  # charging (reported, or derived from the current)
+    battery_mode: str | None = None  # charging stage as reported (one of BATTERY_MODES)
     extra: Mapping[str, ExtraValue] = field(default_factory=dict)  # device-specific diagnostics
 
     @classmethod
@@ -127,7 +156,10 @@ class Sample:
         """Build a sample from a (merged) reading, deriving what the device did not send.
 
         Derivations, in order: voltage = sum of cells; power = voltage x current; charge = soc x
-        capacity; soc = charge / capacity. Non-finite numbers become ``None``.
+        capacity; soc = charge / capacity; problem code, aged and cycle capacity and net charge from the
+        ``extra`` entries decoders report them as (``_FROM_EXTRA``); aged capacity = capacity x SoH; charging =
+        current below -``IDLE_CURRENT``; runtime = charge / current while discharging above
+        ``IDLE_CURRENT`` (when the device does not report one). Non-finite numbers become ``None``.
         """
         isfinite = math.isfinite
         r: dict[str, Any] = {}
@@ -151,6 +183,7 @@ class Sample:
             r["charge"] = r["soc"] * cap / 100.0
         if r.get("soc") is None and r.get("charge") is not None and cap:
             r["soc"] = max(0.0, min(100.0, r["charge"] / cap * 100.0))
+        _derive_status(r)
         return cls(timestamp=timestamp, mono=mono, **r)
 
     def scaled_current(self, factor: float) -> Sample:
@@ -208,6 +241,25 @@ class Sample:
         d["switches"] = dict(self.switches) if self.switches is not None else None
         d["extra"] = dict(self.extra)
         return d
+
+
+def _derive_status(r: dict[str, Any]) -> None:
+    """The derivations of :meth:`Sample.build` after SoC and charge (see there), in place."""
+    extra = r.get("extra")
+    if extra and not _EXTRA_KEYS.isdisjoint(extra):
+        for name, key in _FROM_EXTRA:
+            if r.get(name) is None and type(v := extra.get(key)) in _NUMBER_TYPES and math.isfinite(v):
+                r[name] = int(v) if name == "problem_code" else float(v)
+    cap = r.get("capacity")
+    if r.get("aged_capacity") is None and cap is not None and r.get("soh") is not None:
+        r["aged_capacity"] = cap * r["soh"] / 100.0
+    current = r.get("current")
+    if current is not None:
+        if r.get("battery_charging") is None:
+            r["battery_charging"] = current < -IDLE_CURRENT
+        charge = r.get("charge")
+        if r.get("runtime") is None and charge is not None and current > IDLE_CURRENT:
+            r["runtime"] = charge / current * 3600.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,14 @@ Each device runs its own loop at a fixed rate. Isolation between devices:
 * Connects (scan + connect) of all devices are serialised by one connect lock (BlueZ dislikes
   parallel connects), but a device that is not found backs off exponentially (capped, reset on
   success) and never holds up the reads of devices that are connected.
-* In serial mode (``concurrent_sampling: false``) reads are serialised by a read lock, so one slow or
-  dead device delays the others by at most its own read timeout; in concurrent mode they overlap.
+* In serial mode (``concurrent_sampling: false``) reads take turns in a shared read slot
+  (:class:`~bmslib.read_slot.ReadSlot`: first come, first served, held for at most a lease of half a sample
+  period), so a device that does not answer, or answers slowly, delays the others by at most one lease; its
+  read goes on without the slot. In concurrent mode reads overlap.
+* A device whose reads fail in a row is read less often (:meth:`SamplerPolicy.read_backoff`): one period
+  after each of its first failures, then 2, 4, 8 ... periods after the failure, at most
+  :data:`READ_BACKOFF_CAP` (or one period, if that is longer); a good read resets it. So a device that
+  recovers is read again within that cap.
 * Switch commands are queued and run between two reads, never in the middle of a request.
 
 Errors: the BLE layer turns the radio's errors into :class:`~bmslib.errors.BmsError` subclasses, so that
@@ -38,6 +44,7 @@ from bmslib.errors import (
     UnavailableError,
 )
 from bmslib.model import Sample
+from bmslib.read_slot import ReadSlot
 
 T = TypeVar("T")
 
@@ -46,6 +53,7 @@ UnavailableQueue = asyncio.Queue[tuple[DeviceStatus, str]]
 
 BACKOFF_START = 5.0  # [s] first wait after "not found"
 BACKOFF_CAP = 300.0  # [s] longest wait
+READ_BACKOFF_CAP = 60.0  # [s] longest wait between two reads of a device whose reads fail (unless period is longer)
 ERRORS_BEFORE_RECONNECT = 3
 SWITCH_CONFIRM_TIMEOUT = 5.0  # [s] to see a switched state read back
 MAX_PENDING_COMMANDS = 8
@@ -59,6 +67,15 @@ class SamplerPolicy:
     read_timeout: float = 15.0  # [s] one complete read (all requests of a sample)
     backoff_start: float = BACKOFF_START
     backoff_cap: float = BACKOFF_CAP
+    read_backoff_cap: float = READ_BACKOFF_CAP
+    back_off_reads: bool = True  # False for a device without radio (a group): its reads cost nothing
+
+    def read_backoff(self, failures: int) -> float:
+        """[s] from a failed read to the next read, after ``failures`` failed reads in a row: one period for the
+        first :data:`ERRORS_BEFORE_RECONNECT` (then the sampler reconnects), then 2, 4, 8 ... periods, at most
+        ``read_backoff_cap`` (or one period, if that is longer)."""
+        doublings = min(max(0, failures - ERRORS_BEFORE_RECONNECT), 32)
+        return max(self.period, min(self.read_backoff_cap, self.period * 2.0 ** doublings))
 
 
 class DeviceSampler:
@@ -67,14 +84,14 @@ class DeviceSampler:
 
     def __init__(self, driver: Driver, status: DeviceStatus, policy: SamplerPolicy, *,
                  log: logging.LoggerAdapter[logging.Logger],
-                 connect_lock: asyncio.Lock, read_lock: asyncio.Lock | None,
+                 connect_lock: asyncio.Lock, read_slot: ReadSlot | None,
                  unavailable: UnavailableQueue | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.driver = driver
         self.status = status
         self.policy = policy
         self.log = log
         self.connect_lock = connect_lock
-        self.read_lock = read_lock
+        self.read_slot = read_slot
         self.unavailable = unavailable
         self.clock = clock
         self.commands: deque[tuple[str, bool]] = deque()
@@ -82,6 +99,7 @@ class DeviceSampler:
         self.wakeup = asyncio.Event()
         self._backoff = 0.0
         self._retry_at = 0.0
+        self._read_retry_at = 0.0  # no periodic read before this (a read back-off); commands still run
         self._connect_task: asyncio.Task[None] | None = None
         self._last_error_logged: str | None = None
         self._unavailable_logged = False
@@ -108,17 +126,19 @@ class DeviceSampler:
         try:
             next_at = self.clock()
             while not stop.is_set():
-                try:
-                    await self.cycle()
-                except Exception:  # a bug must not end sampling of this device
-                    self.log.exception("unexpected error while sampling")
-                while self._fresh:
-                    yield self._fresh.popleft()
-                next_at = max(next_at + self.policy.period, self.clock())
+                # woken (connected, a command) while a read back-off runs: only commands end the back-off
+                if self.commands or self.clock() >= self._read_retry_at:
+                    try:
+                        await self.cycle()
+                    except Exception:  # a bug must not end sampling of this device
+                        self.log.exception("unexpected error while sampling")
+                    while self._fresh:
+                        yield self._fresh.popleft()
+                    next_at = max(next_at + self.policy.period, self.clock())
                 self.wakeup.clear()
                 if stop.is_set():
                     break
-                await self._wait(max(0.0, next_at - self.clock()))
+                await self._wait(max(0.0, max(next_at, self._read_retry_at) - self.clock()))
         finally:
             stopper.cancel()
         await self.close()
@@ -187,6 +207,7 @@ class DeviceSampler:
         self._backoff = 0.0
         self._retry_at = 0.0
         self._unavailable_logged = False
+        self.status.bluetooth_unavailable = self.status.bluetooth_unavailable_since = None
         self.status.rssi = self.driver.rssi
         self.status.device_info = self.status.device_info.merged(self.driver.device_info)
         self.status.switches = self.driver.offered_switches
@@ -207,6 +228,9 @@ class DeviceSampler:
                 self.log.error("Bluetooth is not available (%s). Check that the host has a Bluetooth adapter, that "
                                "BlueZ runs, and that the add-on may use D-Bus.", exc)
                 self._unavailable_logged = True
+            self.status.bluetooth_unavailable = str(exc)
+            if self.status.bluetooth_unavailable_since is None:
+                self.status.bluetooth_unavailable_since = self.clock()
             self._back_off(f"Bluetooth unavailable: {exc}", quiet=True)
         elif isinstance(exc, BmsAuthError):
             self._back_off(f"authentication failed: {exc}")
@@ -217,8 +241,8 @@ class DeviceSampler:
                        exclusive: bool = False) -> T | BmsError:
         """Run one call into the driver and return its result, or the BmsError it raised: the one place the
         sampler catches errors. ``timeout``: the sampler's own limit, which becomes a BmsTimeoutError
-        ("<what> took longer than ..."). ``exclusive``: hold the read slot (serial mode) for the call.
-        Any other exception is a bug and propagates."""
+        ("<what> took longer than ..."). ``exclusive``: take the read slot (serial mode) for the call, held for
+        at most its lease. Any other exception is a bug and propagates."""
         deadline = asyncio.timeout(timeout)
         try:
             async with self._read_slot() if exclusive else contextlib.nullcontext(), deadline:
@@ -244,6 +268,8 @@ class DeviceSampler:
         if isinstance(reading, BmsError):
             msg = str(reading) or type(reading).__name__
             self.status.record_error(msg)
+            if self.policy.back_off_reads:
+                self._read_retry_at = self.clock() + self.policy.read_backoff(self.status.consecutive_errors)
             if msg != self._last_error_logged:
                 self.log.warning("read failed: %s", msg)
                 self._last_error_logged = msg
@@ -256,6 +282,7 @@ class DeviceSampler:
         now_wall, now_mono = time.time(), self.clock()
         sample = Sample.build(reading, timestamp=now_wall, mono=now_mono)
         sample = sample.scaled_current(self.policy.current_calibration)
+        self._read_retry_at = 0.0
         if self._last_error_logged is not None:
             self.log.info("reading again after: %s", self._last_error_logged)
             self._last_error_logged = None
@@ -267,7 +294,7 @@ class DeviceSampler:
         return sample
 
     def _read_slot(self) -> contextlib.AbstractAsyncContextManager[object]:
-        return self.read_lock if self.read_lock is not None else contextlib.nullcontext()
+        return self.read_slot.hold() if self.read_slot is not None else contextlib.nullcontext()
 
     async def _run_commands(self) -> None:
         while self.commands:

@@ -60,6 +60,12 @@ def test_pipeline_bench_rate_against_the_link_bound(tmp_path: Path) -> None:
     assert 0 < figures["rate_of_bound_percent"] <= 101
 
 
+def test_fairness_bench_prints_the_rates_and_ratios() -> None:
+    out = run_script("bench/fairness.py", "--seconds", "1", "--period", "0.5", "--scenarios", "alone,hidden,slow")
+    for label in ("alone: healthy", "hidden: healthy", "slow: healthy", "of alone"):
+        assert label in out, out
+
+
 def test_decoder_bench_prints_every_type() -> None:
     out = run_script("bench/decoders.py", "--seconds", "0.1")
     rows = {line.split()[0]: line.split() for line in out.splitlines()[2:] if line and not line.startswith("victron:")}

@@ -160,6 +160,31 @@ async def test_entities_and_states(broker: Broker, watcher: Watcher, tmp_path: P
     assert current * power >= 0
 
 
+async def test_the_originals_entities_with_its_topics_and_unique_ids(broker: Broker, watcher: Watcher,
+                                                                     tmp_path: Path) -> None:
+    # the values batmon-ha published that batmon took over (doc/Migrating.md); a JBD reports its protection
+    # bits (problem code); the runtime is estimated while the pack discharges
+    cfg = make_config(broker, devices=[{"address": "sim:jbd-1", "type": "jbd", "alias": "jbd-1"}])
+    async with running(cfg, tmp_path) as r:
+        r.emulator("jbd-1").battery.load = lambda t: 5.0  # a constant discharge
+        await wait_for(lambda: payloads(watcher, "jbd_1/bms/runtime"), what="the runtime estimate")
+        await wait_for(lambda: payloads(watcher, "jbd_1/battery_charging"), what="the charging state")
+        await wait_for(lambda: payloads(watcher, "jbd_1/problem_code"), what="the problem code")
+        found = discovery_of(watcher, "jbd_1")
+        latest = watcher.latest()
+    unique_ids = {cfg_["unique_id"]: cfg_ for cfg_ in found.values()}
+    for uid, topic in (("jbd_1__problem_code", "jbd_1/problem_code"),
+                       ("jbd_1__battery_charging", "jbd_1/battery_charging"),
+                       ("jbd_1__bms_runtime", "jbd_1/bms/runtime")):
+        assert unique_ids[uid]["state_topic"] == topic
+    assert unique_ids["jbd_1__battery_charging"]["device_class"] == "battery_charging"
+    assert unique_ids["jbd_1__bms_runtime"]["device"]["identifiers"][0] == "jbd_1"
+    assert latest["jbd_1/problem_code"].payload == "0"
+    assert latest["jbd_1/battery_charging"].payload == "OFF"
+    assert float(latest["jbd_1/bms/runtime"].payload) > 0
+    assert not [t for t in latest if t.startswith("jbd-1/")]  # '-' becomes '_' as in the original
+
+
 async def test_states_are_resent_before_they_could_expire(broker: Broker, watcher: Watcher, tmp_path: Path) -> None:
     # publish_period far beyond expire_values_after: only the heartbeat can keep unchanged values fresh
     cfg = make_config(broker, expire_values_after=1.0, publish_period=30.0)
@@ -193,7 +218,9 @@ async def test_device_info_arriving_later_is_announced_with_the_same_identifiers
         device = discovery_of(watcher, "dummy1", since=changed)[topic]["device"]
         held = json.loads((await retained(watcher, "homeassistant/sensor/dummy1/"))[topic])["device"]
     assert device == held
-    assert device["identifiers"] == first["identifiers"] == ["batmon_dummy_dummy1"]
+    # Home Assistant keeps the device: every identifier announced first is announced again
+    assert first["identifiers"] == ["dummy1", "batmon_dummy_dummy1"]
+    assert device["identifiers"] == ["dummy1", "SN-0042", "batmon_dummy_dummy1"]
     assert device["serial_number"] == "SN-0042" and device["hw_version"] == "2"
     assert device["name"] == "Dummy Pack (dummy1)" and first["name"] == "dummy1"
 

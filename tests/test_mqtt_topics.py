@@ -58,7 +58,7 @@ def sample(**kw: object) -> Sample:
     ("battery1", "battery1", "battery1"),
     ("Bat DB", "Bat_DB", "Bat_DB"),
     ("home/garage/bat", "home/garage/bat", "home_garage_bat"),
-    ("Bat-DB", "Bat-DB", "Bat-DB"),  # the original (since 1.76) made this Bat_DB: set alias Bat_DB to keep that
+    ("Bat-DB", "Bat_DB", "Bat_DB"),  # as the original since its 1.76
     ("Bat_DB", "Bat_DB", "Bat_DB"),
     ("bat.1", "bat.1", "bat_1"),  # HA rejects '.' in a node id; the original's node 'bat.1' was never discovered
     ("Küche", "Küche", "K_che"),
@@ -70,8 +70,8 @@ def test_prefix_and_node(alias: str, prefix: str, node: str) -> None:
 
 
 @fuzz_settings
-@given(st.text(min_size=1, max_size=30).filter(lambda a: "-" not in a))
-def test_prefix_is_the_originals_for_aliases_without_hyphen(alias: str) -> None:
+@given(st.text(min_size=1, max_size=30))
+def test_prefix_is_the_originals(alias: str) -> None:
     assert topic_prefix(alias) == ORIGINAL_PREFIX.sub("_", alias)
 
 
@@ -244,21 +244,27 @@ def test_discovery_config_of_a_sensor() -> None:
         "suggested_display_precision": 1, "icon": "mdi:battery", "expire_after": 20,
         "availability": [{"topic": "batmon/x/status"}, {"topic": "battery1/availability"}],
         "availability_mode": "all",
-        "device": {"identifiers": ["batmon_d66c0a611430"], "name": "battery1", "manufacturer": "JBD",
+        "device": {"identifiers": ["battery1", "42", "batmon_d66c0a611430"], "name": "battery1", "manufacturer": "JBD",
                    "model": "SP04S034", "sw_version": "8.0", "serial_number": "42"},
         "origin": {"name": "batmon", "sw_version": cfg["origin"]["sw_version"]},
     }
     json.dumps(cfg)
 
 
-def test_device_identifier_does_not_change_when_info_arrives() -> None:
+def test_device_identifiers_are_the_originals_and_kept_when_info_arrives() -> None:
+    # the original: the serial when known, else the prefix; Home Assistant keeps a device as long as one
+    # identifier is shared, so info arriving later only adds one
     t = DeviceTopics.for_alias("battery1", "homeassistant")
     before = device_block(status(), t)
     after = device_block(status(device_info=DeviceInfo(serial="SN1", name="JBD-1234", manufacturer="JBD")), t)
-    assert before["identifiers"] == after["identifiers"]
+    assert before["identifiers"] == ["battery1", "batmon_d66c0a611430"]
+    assert after["identifiers"] == ["battery1", "SN1", "batmon_d66c0a611430"]
+    assert set(before["identifiers"]) <= set(after["identifiers"])
     assert before["name"] == "battery1" and after["name"] == "JBD-1234 (battery1)"
     no_ble = device_block(status("dummy1", ble=None), DeviceTopics.for_alias("dummy1", "homeassistant"))
-    assert no_ble["identifiers"] == ["batmon_jbd_dummy1"]
+    assert no_ble["identifiers"] == ["dummy1", "batmon_jbd_dummy1"]
+    hyphen = device_block(status(), DeviceTopics.for_alias("Bat-DB", "homeassistant"))
+    assert hyphen["identifiers"][0] == "Bat_DB"
 
 
 def test_discovery_config_of_a_switch_and_its_mirror() -> None:

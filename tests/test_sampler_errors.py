@@ -66,7 +66,7 @@ def make_sampler(driver: ScriptedDriver, *, keep_alive: bool = True, read_timeou
     now = clock if clock is not None else [0.0]
     sampler = DeviceSampler(driver, DeviceStatus(alias="dev1", type="dummy", address="dev1", switches=driver.switches),
                             SamplerPolicy(period=0.05, keep_alive=keep_alive, read_timeout=read_timeout),
-                            log=driver.log, connect_lock=asyncio.Lock(), read_lock=None, clock=lambda: now[0])
+                            log=driver.log, connect_lock=asyncio.Lock(), read_slot=None, clock=lambda: now[0])
     return sampler, sampler._fresh
 
 

@@ -23,6 +23,7 @@ from bmslib.config.formats import (
     topic_level_problem,
 )
 from bmslib.config.option_reader import Report, Section, show
+from bmslib.config.original_types import original_type
 from bmslib.config.settings import GROUP_TYPES, DeviceConfig, TypeInfo, mqtt_node_id, topic_prefix
 from bmslib.options import DEVICE_OPTIONS
 from bmslib.sim.knobs import KnobValues
@@ -48,6 +49,7 @@ class _Draft:
     members: tuple[int, ...] = ()  # indices of the resolved members
     soc_calibration_days: float | None = None
     sim_knobs: KnobValues = ()
+    alias_from_address: bool = False
 
     @property
     def is_group(self) -> bool:
@@ -78,6 +80,7 @@ class DeviceParser:
                 algorithm=d.algorithm, keep_alive=d.keep_alive,
                 members=tuple(by_index[m].alias or "" for m in d.members), index=d.index,
                 soc_calibration_days=d.soc_calibration_days, sim_knobs=d.sim_knobs,
+                alias_from_address=d.alias_from_address,
             )
             for d in drafts
         )
@@ -128,10 +131,18 @@ class DeviceParser:
         if text is None:
             return None
         name = self._known.get(text.casefold())
-        if name is None:
-            known = ", ".join(sorted(set(self._types) | set(GROUP_TYPES)))
-            sec.problem("type", f"{show(text)} is not a known type ({known})")
-        return name
+        if name is not None:
+            return name
+        renamed, why = original_type(text.casefold())
+        if renamed is not None and renamed in self._types:
+            sec.warn("type", f"{show(text)} is batmon-ha's name; read as {show(renamed)}")
+            return renamed
+        if why:
+            sec.problem("type", f"{show(text)} {why}")
+            return None
+        known = ", ".join(sorted(set(self._types) | set(GROUP_TYPES)))
+        sec.problem("type", f"{show(text)} is not a known type ({known})")
+        return None
 
     def _address(self, sec: Section, text: str, type_name: str | None) -> tuple[str | None, KnobValues]:
         """The normalised address (None when invalid: reported) and, for ``sim:<id>?<knobs>``, the knobs."""
@@ -195,6 +206,7 @@ class DeviceParser:
             alias = address[4:]
         elif MAC.fullmatch(address) or UUID.fullmatch(address):
             alias = re.sub("[:-]", "", address).lower()
+            draft.alias_from_address = True  # named after its advertised name at start, when seen
         else:
             alias = address
         if (problem := topic_level_problem(alias)) is not None:

@@ -61,6 +61,7 @@ class DeviceConfig:
     index: int
     soc_calibration_days: float | None = None  # None: the algorithm's default (14)
     sim_knobs: KnobValues = ()
+    alias_from_address: bool = False  # no alias configured: ``alias`` is the address's default
 
     @property
     def is_group(self) -> bool:

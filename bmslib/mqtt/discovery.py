@@ -22,11 +22,19 @@ ORIGIN: Final = {"name": "batmon", "sw_version": __version__}
 
 
 def device_block(status: DeviceStatus, topics: DeviceTopics) -> dict[str, Any]:
-    """The discovery ``device`` block. Its identifier comes from the BLE address (or type and alias) and
-    never changes when device info arrives later; the other fields fill in when known."""
+    """The discovery ``device`` block; its fields fill in when device info is known.
+
+    Identifiers: the topic prefix and, once the device has reported one, its serial number (the add-on
+    batmon replaces used the serial when known, else the prefix), so that Home Assistant attaches the
+    entities to the device that add-on registered (any one shared identifier does); and
+    ``batmon_<BLE address, or type and alias>``, the identifier batmon used alone before."""
     info: DeviceInfo = status.device_info
+    identifiers = [topics.prefix]
+    if info.serial and info.serial != topics.prefix:
+        identifiers.append(info.serial)
+    identifiers.append(f"batmon_{status.identifier}")
     block: dict[str, Any] = {
-        "identifiers": [f"batmon_{status.identifier}"],
+        "identifiers": identifiers,
         "name": f"{info.name} ({topics.prefix})" if info.name else topics.prefix,
     }
     for key, value in (("manufacturer", info.manufacturer), ("model", info.model), ("sw_version", info.sw_version),
@@ -63,6 +71,8 @@ def discovery_config(desc: EntityDescription, topics: DeviceTopics, *, device: M
                        ("entity_category", desc.entity_category)):
         if value is not None:
             cfg[key] = value
+    if desc.options is not None:
+        cfg["options"] = list(desc.options)
     if desc.icon:
         cfg["icon"] = f"mdi:{desc.icon}"
     if not desc.enabled_by_default:

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 from bmslib.entities import EntityDescription
 
-_PREFIX_UNSAFE = re.compile(r"[^\w./-]")
+_PREFIX_UNSAFE = re.compile(r"[^\w./]")
 _NODE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def topic_prefix(alias: str) -> str:
-    """The device's MQTT topic prefix: word characters, '.', '/' and '-' are kept, anything else becomes '_'.
+    """The device's MQTT topic prefix: word characters, '.' and '/' are kept, anything else becomes '_'.
 
-    This is the rule of the add-on batmon replaces, except that it does not turn '-' into '_' (a
-    regex range accident there since its 1.76): for every alias without '-' both give the same prefix.
+    This is the rule of the add-on batmon replaces since its 1.76, '-' included (``Bat-DB`` -> ``Bat_DB``),
+    so that topics and unique ids carry over for the version most of its users ran.
     """
     return _PREFIX_UNSAFE.sub("_", alias)
 

@@ -133,7 +133,7 @@ async def test_wrong_password_is_reported_once_by_the_sampler(radio: SimRadio,
     status = DeviceStatus(alias="dev1", type="jbd", address="sim:dev1", switches=drv.switches)
 
     sampler = DeviceSampler(drv, status, SamplerPolicy(period=0.05, keep_alive=False), log=log,
-                            connect_lock=asyncio.Lock(), read_lock=None)
+                            connect_lock=asyncio.Lock(), read_slot=None)
     for _ in range(5):
         assert await sampler.cycle() is None
     assert not sampler._fresh, "no sample with a wrong password"
