@@ -26,6 +26,7 @@ __all__ = ["broker", "watcher"]  # fixtures
 pytestmark = pytest.mark.ha
 
 EXPIRE = 4.0  # [s] expire_values_after: short, so a missing heartbeat would show as a flicker
+WATCH = 60.0  # [s] no entity of a live device may turn unavailable during this long a watch
 
 
 def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
@@ -214,7 +215,7 @@ def test_home_assistant_consumes_batmon(broker: Broker, watcher: Watcher, daemon
     wait(lambda: not [e for e, st in ha.states().items() if e in demo and (
         st["state"] == "unavailable" or (st["state"] == "unknown" and e.startswith("switch.")))],
          20, "a state for every entity")
-    watch_until = time.monotonic() + 3 * EXPIRE
+    watch_until = time.monotonic() + WATCH
     while time.monotonic() < watch_until:
         now = ha.states()
         bad = [e for e in demo if now.get(e, {}).get("state") == "unavailable"]
