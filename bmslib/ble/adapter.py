@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
+from bmslib.ble.address import MAC
 from bmslib.ble.radio_errors import RADIO_ERRORS
 from bmslib.errors import BluetoothUnavailableError
 
-_MAC = re.compile(r"(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}")
 #: what listing the adapters may raise (bluetooth-adapters talks to BlueZ over D-Bus)
 _LISTING_ERRORS: tuple[type[Exception], ...] = (*RADIO_ERRORS, RuntimeError, ValueError)
 
@@ -18,7 +16,7 @@ async def adapter_name(adapter: str) -> str:
     Raises BluetoothUnavailableError naming the adapters that exist when a MAC matches none, or when the
     adapters cannot be listed.
     """
-    if not _MAC.fullmatch(adapter):
+    if not MAC.fullmatch(adapter):
         return adapter
     from bluetooth_adapters import get_adapters  # noqa: PLC0415  (Linux only; needed for this form only)
 

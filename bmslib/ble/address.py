@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-_MAC = re.compile(r"(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}")
+#: a colon-separated MAC address (a device's, or an adapter's in bmslib.ble.adapter)
+MAC = re.compile(r"(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}")
 
 
 class AddressMatcher:
@@ -23,7 +24,7 @@ class AddressMatcher:
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self.is_mac = _MAC.fullmatch(address) is not None
+        self.is_mac = MAC.fullmatch(address) is not None
         self._upper = address.upper()
 
     def matches(self, address: str, *names: str | None) -> bool:
