@@ -30,6 +30,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "soc/soc_percent": (0.0, 100.0),
     "soc/soh": (0.0, 100.0),
     "soc/capacity": (0.0, 2000.0),  # [Ah]
+    "soc/aged_capacity": (0.0, 2000.0),  # [Ah]
+    "soc/cycle_capacity": (0.0, 1e9),  # [Ah] charge throughput
+    "soc/total_charge_net": (-1e9, 1e9),  # [Ah]
+    "problem_code": (0.0, 2.0**32),  # protection bits
     "mosfet_status/capacity_ah": (0.0, 2000.0),  # [Ah] charge left
     "soc/num_cycles": (0.0, 100_000.0),
     "soc/balance_current": (-50.0, 50.0),  # [A]
@@ -50,8 +54,12 @@ PATTERNS: tuple[tuple[re.Pattern[str], tuple[float, float]], ...] = (
     (re.compile(r"meter/total_(energy_charge|energy_discharge|energy|charge|cycles|abs_diff_charge)"), (-1e9, 1e9)),
 )
 #: keys whose payload is text; anything else must be a finite number within its range
-TEXT = re.compile(r"availability|alarms|diag/last_error|diag/algorithm")
-ON_OFF = re.compile(r"problem|switch/\w+")
+TEXT = re.compile(r"availability|alarms|diag/last_error|diag/algorithm|battery_mode")
+ON_OFF = re.compile(r"problem|battery_charging|switch/\w+")
+#: the payload of a value the device does not report now (Home Assistant shows it as unknown); a pack's
+#: voltage, current, power and SoC must never be it
+UNKNOWN = "None"
+ALWAYS_REPORTED = frozenset({"soc/total_voltage", "soc/current", "soc/power", "soc/soc_percent"})
 #: meters that must never decrease
 INCREASING = ("meter/total_energy_charge", "meter/total_energy_discharge", "meter/total_cycles")
 
@@ -62,6 +70,8 @@ def problem(key: str, payload: str) -> str | None:
         if key == "availability" and payload not in ("online", "offline", ""):
             return f"availability {payload!r}"
         return None
+    if payload == UNKNOWN:
+        return f"{key} reported as unknown" if key in ALWAYS_REPORTED else None
     if ON_OFF.fullmatch(key):
         return None if payload in ("ON", "OFF") else f"{payload!r} is neither ON nor OFF"
     try:
