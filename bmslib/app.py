@@ -202,9 +202,13 @@ class App:
         now, not after expire_values_after."""
         status, why = item
         if status.available:
-            status.available = False
-            self.devices[status.alias].sampler.log.warning("unavailable: %s", why)
-            self._sinks_availability(status, False)
+            self._mark_unavailable(self.devices[status.alias], "unavailable: %s", why)
+
+    def _mark_unavailable(self, rt: DeviceRuntime, message: str, *args: object) -> None:
+        """The device is unavailable now: one warning on its log (``message % args``), then the sinks."""
+        rt.status.available = False
+        rt.sampler.log.warning(message, *args)
+        self._sinks_availability(rt.status, False)
 
     def _add_algorithm(self, rt: DeviceRuntime) -> None:
         cfg = rt.config
@@ -306,12 +310,11 @@ class App:
     def _run_command(self, command: SwitchCommand) -> None:
         """One switch command from the queue; a refusal is logged by :meth:`request_switch`. A command from
         Home Assistant (MQTT) has the device's switch states echoed for a while."""
-        accepted = self.request_switch(command.alias, command.switch, command.on)
-        if accepted and command.origin == "mqtt":
-            self.devices[command.alias].publisher.switch_commanded(time.monotonic(), echo=True)
+        self.request_switch(command.alias, command.switch, command.on, echo=command.origin == "mqtt")
 
-    def request_switch(self, alias: str, name: str, on: bool) -> bool:
-        """Queue a switch command for a device (from MQTT or an algorithm). False if refused (logged)."""
+    def request_switch(self, alias: str, name: str, on: bool, *, echo: bool = False) -> bool:
+        """Queue a switch command for a device (from MQTT or an algorithm). False if refused (logged).
+        ``echo``: the device's publisher re-sends its switch states for a while (a command from Home Assistant)."""
         rt = self.devices.get(alias)
         if rt is None:
             _LOG.warning("switch command for unknown device %r ignored", alias)
@@ -320,7 +323,7 @@ class App:
             rt.sampler.log.warning("switch %s %s refused: the device is offline", name, "on" if on else "off")
             return False
         if rt.sampler.request_switch(name, on):
-            rt.publisher.switch_commanded(time.monotonic(), echo=False)
+            rt.publisher.switch_commanded(time.monotonic(), echo=echo)
             return True
         return False
 
@@ -349,10 +352,8 @@ class App:
                 for rt in self.devices.values():
                     age = rt.status.age()
                     if rt.status.available and (age is None or age > expire):
-                        rt.status.available = False
-                        rt.sampler.log.warning("no fresh sample for %.0f s: unavailable (last error: %s)",
+                        self._mark_unavailable(rt, "no fresh sample for %.0f s: unavailable (last error: %s)",
                                                expire, rt.status.last_error or "-")
-                        self._sinks_availability(rt.status, False)
             await self._sleep(AVAILABILITY_CHECK)
 
     async def _watchdog_loop(self) -> None:
