@@ -43,7 +43,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from bmslib.config.settings import InfluxConfig
@@ -65,7 +65,6 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger("batmon.influxdb")
-T = TypeVar("T")
 
 MEASUREMENT = "batmon"
 CELLS_MEASUREMENT = "cells"
@@ -571,7 +570,7 @@ class InfluxSink(Sink):
         self._unreported_drops = 0
 
 
-async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+async def _in_thread[T](fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking call in a daemon thread of its own.
 
     Not the loop's default executor: a request that hangs past shutdown must neither occupy a shared
