@@ -30,10 +30,11 @@ WORKDIR /app
 
 # The pinned runtime requirements, in a virtualenv of their own (pip never touches the image's Python).
 # Every one of them installs from a wheel on both architectures (tests/test_wheels.py): no compiler needed.
+# PyRIC alone comes as a source archive, pure Python: pip builds its wheel without a compiler.
 COPY requirements.txt /app/requirements.txt
 RUN python3 -m venv /opt/batmon \
     && /opt/batmon/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
-        -r /app/requirements.txt
+        --no-binary=pyric -r /app/requirements.txt
 
 COPY main.py mqtt_util.py run.sh /app/
 COPY bmslib/ /app/bmslib/

@@ -42,6 +42,27 @@ def pip_environment() -> dict[str, str]:
     return env
 
 
+#: requirements PyPI has as a source archive only, which the Dockerfile builds (``--no-binary``): each must be
+#: pure Python, so its wheel builds without a compiler and runs on any platform
+SOURCE_ONLY = ("pyric",)
+
+
+def pure_wheels(dest: Path) -> None:
+    """Build the wheels of :data:`SOURCE_ONLY` (at requirements.txt's pins) into ``dest``, as the image's pip
+    would; fails unless each is pure Python (tagged ``none-any``)."""
+    pins = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.split("==")[0].strip().lower() in SOURCE_ONLY]
+    assert len(pins) == len(SOURCE_ONLY), pins
+    args = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-input", "--no-deps",
+            "--index-url", "https://pypi.org/simple", "--no-binary=:all:", "--wheel-dir", str(dest), *pins]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=pip_environment(), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in SOURCE_ONLY:
+        built = [w.name for w in dest.glob("*.whl") if w.name.lower().startswith(f"{name}-")]
+        assert built, (name, list(dest.iterdir()))
+        assert all(w[:-4].endswith("-none-any") for w in built), f"{built}: not pure Python (needs a compiler)"
+
+
 def unavailable(output: str) -> list[str]:
     """The requirements pip names as having no distribution it may use."""
     found = re.findall(r"No matching distribution found for ([^\s;]+)", output)
@@ -64,8 +85,11 @@ def test_every_runtime_requirement_has_a_wheel(arch: str) -> None:
     platform = f"{MUSLLINUX}_{ARCHES[arch]}"
     dest = wheel_cache() / f"cp{major}{minor}-{platform}"
     dest.mkdir(parents=True, exist_ok=True)
+    local = wheel_cache() / "source-only"
+    local.mkdir(parents=True, exist_ok=True)
+    pure_wheels(local)
     args = [sys.executable, "-m", "pip", "download", "--quiet", "--no-input",
-            "--index-url", "https://pypi.org/simple",
+            "--index-url", "https://pypi.org/simple", "--find-links", str(local),
             "--only-binary=:all:", "--platform", platform,
             "--python-version", f"{major}.{minor}", "--implementation", "cp",
             "--abi", f"cp{major}{minor}", "--abi", "abi3", "--abi", "none",
