@@ -42,8 +42,13 @@ class Region:
 
 
 def documented(fams: Sequence[Family]) -> list[Family]:
-    """The families with a doc page (alphabetically), then the others."""
-    return sorted(fams, key=lambda f: (f.doc_page is None, f.name))
+    """The families with a doc page (batmon's own alphabetically, then the bridge's), then the others."""
+    return sorted(fams, key=lambda f: (f.doc_page is None, _bridged(f), f.name))
+
+
+def _bridged(fam: Family) -> bool:
+    """Every type of ``fam`` is read through aiobmsble."""
+    return bool(fam.types) and all(t.via != "native" for t in fam.types)
 
 
 def type_names(fams: Sequence[Family]) -> list[str]:
@@ -60,7 +65,7 @@ def schema_types(fams: Sequence[Family], indent: str) -> str:
 
 
 def type_table(fams: Sequence[Family], _indent: str) -> str:
-    lines = ["| type | devices | switches | `pin` / `key` | page |", "|---|---|---|---|---|"]
+    lines = ["| type | via | devices | reads | switches | `pin` / `key` | page |", "|---|---|---|---|---|---|---|"]
     for fam in documented(fams):
         page = f"[{fam.doc_page}](bms/{fam.doc_page}.md)" if fam.doc_page else "–"
         row: list[DeviceType] = []
@@ -73,15 +78,17 @@ def type_table(fams: Sequence[Family], _indent: str) -> str:
             row.append(t)
         if row:
             lines.append(_row(row, page))
-    lines.append(f"| {code(GROUP_TYPES)} | a virtual battery made of other devices | the members' | – | "
-                 "[Groups](Groups.md) |")
+    lines.append(f"| {code(GROUP_TYPES)} | native | a virtual battery made of other devices | the members' values | "
+                 "the members' | – | [Groups](Groups.md) |")
     return "\n".join(lines) + "\n"
 
 
 def _row(types: Sequence[DeviceType], page: str) -> str:
     doc = types[0].doc
     assert doc is not None
-    return f"| {code([t.name for t in types])} | {doc.devices} | {doc.switches} | {doc.secrets} | {page} |"
+    reads = doc.reads or ("see its page" if page != "–" else "–")
+    return (f"| {code([t.name for t in types])} | {types[0].via} | {doc.devices} | {reads} | {doc.switches} | "
+            f"{doc.secrets} | {page} |")
 
 
 def main_types(fams: Sequence[Family]) -> list[str]:
@@ -104,6 +111,10 @@ def and_list(items: Sequence[str]) -> str:
 def docs_types(fams: Sequence[Family], _indent: str) -> str:
     parts = []
     for f in documented(fams):
+        if _bridged(f):  # too many types to name them all here
+            names = code([t.name for t in f.types[:3]])
+            parts.append(f"{names} and {len(f.types) - 3} more ({f.summary}; all in doc/BMSes.md)")
+            continue
         variants = [f"`{t.name}`" for t in f.types[1:]]
         note = f"; {and_list(variants)} {f.variants_note}" if variants else ""
         parts.append(f"`{f.types[0].name}` ({f.summary}{note})")
