@@ -111,9 +111,8 @@ def and_list(items: Sequence[str]) -> str:
 def docs_types(fams: Sequence[Family], _indent: str) -> str:
     parts = []
     for f in documented(fams):
-        if _bridged(f):  # too many types to name them all here
-            names = code([t.name for t in f.types[:3]])
-            parts.append(f"{names} and {len(f.types) - 3} more ({f.summary}; all in doc/BMSes.md)")
+        if _bridged(f):  # no family variants: one type per plugin, each named
+            parts.append(f"{code([t.name for t in f.types])} ({f.summary}; what each reads: doc/BMSes.md)")
             continue
         variants = [f"`{t.name}`" for t in f.types[1:]]
         note = f"; {and_list(variants)} {f.variants_note}" if variants else ""
