@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bmslib.config import GROUP_TYPES
-from bmslib.config.original_types import RENAMED
+from bmslib.config.original_types import AIOBMSBLE_NATIVE, RENAMED, dropin_names
 from bmslib.family import DeviceType, Family
 from bmslib.registry import families
 
@@ -55,12 +55,24 @@ def type_names(fams: Sequence[Family]) -> list[str]:
     return [t.name for f in fams for t in f.types]
 
 
+def bridged_plugins(fams: Sequence[Family]) -> list[str]:
+    """aiobmsble's plugin names of the bridge's types (``jbd_ble`` is plugin ``jbd``)."""
+    plugins = []
+    for f in fams:
+        if _bridged(f):
+            for t in f.types:
+                base = t.name.removesuffix("_ble")
+                plugins.append(base if base in AIOBMSBLE_NATIVE else t.name)
+    return plugins
+
+
 def code(names: Sequence[str]) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
 def schema_types(fams: Sequence[Family], indent: str) -> str:
-    names = [*type_names(fams), *GROUP_TYPES, *RENAMED]  # batmon-ha's names the loader reads as batmon's
+    # batmon-ha's names the loader reads as batmon's (its schema took any text: they must stay valid)
+    names = [*type_names(fams), *GROUP_TYPES, *RENAMED, *dropin_names(bridged_plugins(fams))]
     return f"{indent}type: list({'|'.join(sorted(names))})\n"
 
 
