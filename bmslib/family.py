@@ -34,7 +34,7 @@ class TypeDoc:
     devices: str  # which devices this type reads
     switches: str  # what can be switched
     secrets: str = "–"  # what `pin:` / `key:` mean for this type
-    reads: str = ""  # what is read, when the family's page does not say it (the bridge's types)
+    reads: str = ""  # what is read ("": see the family's page)
 
 
 @dataclass(frozen=True)

@@ -91,18 +91,37 @@ def _matcher(pattern: Mapping[str, Any]) -> PluginMatcher:
 
 
 def _sample_keys_named(cls: type[BaseBMS]) -> frozenset[str]:
-    """The BMSSample keys that appear as string literals in the plugin's module (comments do not count)."""
-    try:
-        source = inspect.getsource(inspect.getmodule(cls) or cls)
-    except (OSError, TypeError):
-        return frozenset()
+    """The BMSSample keys the plugin's module names, and those of the plugins it builds on (``ag`` is ``ej``'s
+    protocol); comments do not count."""
     found: set[str] = set()
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.STRING:
-            text = tok.string.strip("\"'")
-            if text in SAMPLE_KEYS:
-                found.add(text)
+    for klass in cls.__mro__:
+        if not (isinstance(klass, type) and issubclass(klass, BaseBMS)) or klass is BaseBMS:
+            continue
+        try:
+            source = inspect.getsource(inspect.getmodule(klass) or klass)
+        except (OSError, TypeError):
+            continue
+        found |= _keys_in(source)
     return frozenset(found)
+
+
+def _keys_in(source: str) -> set[str]:
+    """Sample keys named in ``source``: as string literals (``"voltage"``, ``BMSDp("voltage", ...)``) and as
+    keyword arguments inside brackets (``BMSSample(voltage=...)``)."""
+    found: set[str] = set()
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    depth = 0
+    for tok, after in zip(tokens, [*tokens[1:], None], strict=True):
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth = max(0, depth - 1)
+        elif tok.type == tokenize.STRING and (text := tok.string.strip("\"'")) in SAMPLE_KEYS:
+            found.add(text)
+        elif (tok.type == tokenize.NAME and tok.string in SAMPLE_KEYS and depth > 0 and after is not None
+              and after.type == tokenize.OP and after.string == "="):
+            found.add(tok.string)
+    return found
 
 
 def plugin_class(name: str) -> type[BaseBMS]:

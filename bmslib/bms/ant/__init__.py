@@ -18,10 +18,14 @@ def family() -> Family:
                    AntDriver, AntDriver.switches, codec=AntCodec, emulator=AntEmulator, matchers=MATCHERS,
                    accepts_pin=True,
                    doc=TypeDoc("ANT BMS, 2021 and legacy generations (from the name or the first reply)",
-                               "charge, discharge, balance (legacy: no balance)", PIN_DOC)),
+                               "charge, discharge, balance (legacy: no balance)", PIN_DOC,
+                               reads="voltage, current, SoC, cells, temperatures, MOSFET temperature, FET states, "
+                                     "balancer, remaining charge, capacity, cycles, SoH, problem code, alarms "
+                                     "(legacy: no SoH, MOSFET temperature, problem code)")),
         DeviceType("ant_legacy", "ANT BMS, legacy protocol only (AA 55 AA FF; 2019/2020 units)",
                    functools.partial(AntDriver, variant=Variant.LEGACY), LEGACY_SWITCHES,
                    codec=functools.partial(AntCodec, Variant.LEGACY), emulator=AntLegacyEmulator,
                    accepts_pin=True, in_demo=False,
-                   doc=TypeDoc("ANT, legacy protocol forced", "charge, discharge", PIN_DOC)),
+                   doc=TypeDoc("ANT, legacy protocol forced", "charge, discharge", PIN_DOC,
+                               reads="as `ant` (legacy)")),
     ))

@@ -10,7 +10,7 @@ from bmslib.bms.daly.protocol.auto import DalyAutoCodec
 from bmslib.bms.daly.protocol.codec import MATCHERS, DalyProtocol
 from bmslib.family import DeviceType, Family, TypeDoc
 
-FORCED = TypeDoc("Daly with the protocol forced", "as `daly`")
+FORCED = TypeDoc("Daly with the protocol forced", "as `daly`", reads="as `daly`")
 
 
 def family() -> Family:
@@ -19,7 +19,9 @@ def family() -> Family:
         DeviceType("daly", "Daly BMS; protocol found at connect (Modbus D2, legacy A5, or 0x81 read-only)",
                    DalyDriver, DalyDriver.switches, codec=DalyAutoCodec, emulator=DalyEmulator, matchers=MATCHERS,
                    doc=TypeDoc("Daly BMS; protocol found at connect: Modbus D2 (H/K/M/S), legacy A5, or 0x81 "
-                               "(read only)", "charge, discharge (legacy: charge; 0x81: none)")),
+                               "(read only)", "charge, discharge (legacy: charge; 0x81: none)",
+                               reads="voltage, current, SoC, cells, temperatures, FET states, remaining charge, "
+                                     "cycles, alarms (legacy: no alarms)")),
         DeviceType("daly_legacy", "Daly BMS, legacy A5 protocol (older J/T/A/U/W/ND series)",
                    forced(DalyProtocol.LEGACY), DalyDriver.switches,
                    codec=functools.partial(DalyAutoCodec, DalyProtocol.LEGACY), emulator=DalyLegacyEmulator,

@@ -10,5 +10,5 @@ def family() -> Family:
     return Family("dummy", "dummy", summary="a made-up battery, to try things", types=(
         DeviceType("dummy", "a simulated battery without any radio", DummyDriver, DummyDriver.switches,
                    radio=False, doc=TypeDoc("a simulated battery without any radio (any `address`)",
-                                            "charge, discharge")),
+                                            "charge, discharge", reads="made-up values of every kind")),
     ))

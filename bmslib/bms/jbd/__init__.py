@@ -14,5 +14,7 @@ def family() -> Family:
                    codec=frames.JbdCodec, emulator=JbdEmulator, matchers=frames.MATCHERS, accepts_pin=True,
                    pin_problem=auth.password_problem,
                    doc=TypeDoc('JBD / Xiaoxiang / Overkill "Smart BMS", also Supervolt v3 (`SX1…`) and Ultra '
-                               "(`SX60…`) packs", "charge, discharge", "`pin`: the BMS password (newer firmware)")),
+                               "(`SX60…`) packs", "charge, discharge", "`pin`: the BMS password (newer firmware)",
+                               reads="voltage, current, SoC, cells, temperatures, FET states, remaining charge, "
+                                     "capacity, cycles, problem code, alarms")),
     ))

@@ -11,7 +11,7 @@ from bmslib.bms.jk.protocol.framing import FrameLayout
 from bmslib.family import DeviceType, Family, TypeDoc
 
 FORCED = TypeDoc("the same, with the frame layout forced (a warning is logged once if the device info disagrees)",
-                 "as `jk`")
+                 "as `jk`", reads="as `jk`")
 
 
 def family() -> Family:
@@ -19,7 +19,10 @@ def family() -> Family:
         DeviceType("jk", "JK (Jikong) BMS and active balancers; frame layout from the device info", JkDriver,
                    JkDriver.switches, codec=JkCodec, emulator=JkEmulator, matchers=MATCHERS,
                    doc=TypeDoc("JK (Jikong) BMS and active balancers; frame layout (JK02_24S, JK02_32S, JK04) "
-                               "chosen from the device info", "charge, discharge, balance (JK04: balance only)")),
+                               "chosen from the device info", "charge, discharge, balance (JK04: balance only)",
+                               reads="voltage, current, SoC, cells, temperatures, MOSFET temperature, FET states, "
+                                     "balancer, balance current, remaining charge, capacity, cycles, SoH, alarms "
+                                     "(JK04: voltage, cells, balancer, balance current)")),
         DeviceType("jk_24s", "JK BMS, JK02_24S frame layout (firmware up to 10.x)",
                    functools.partial(JkDriver, layout=FrameLayout.JK02_24S), JkDriver.switches,
                    codec=functools.partial(JkCodec, FrameLayout.JK02_24S), emulator=Jk24sEmulator, in_demo=False,

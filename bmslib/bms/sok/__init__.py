@@ -12,5 +12,7 @@ def family() -> Family:
     return Family("sok", "SOK", doc_page="sok", summary="SOK, ABC-BMS", types=(
         DeviceType("sok", "SOK and other ABC-BMS batteries", SokDriver, SokDriver.switches, codec=protocol.SokCodec,
                    emulator=SokEmulator, matchers=protocol.MATCHERS,
-                   doc=TypeDoc("SOK and other ABC-BMS batteries", "– (FET states are read)")),
+                   doc=TypeDoc("SOK and other ABC-BMS batteries", "– (FET states are read)",
+                               reads="voltage, current, SoC, cells, temperatures, FET states, remaining charge, "
+                                     "capacity, cycles, problem code, alarms")),
     ))

@@ -14,5 +14,7 @@ def family() -> Family:
                    SupervoltDriver, SupervoltDriver.switches, codec=protocol.SupervoltCodec,
                    emulator=SupervoltEmulator, matchers=protocol.MATCHERS,
                    doc=TypeDoc("Supervolt packs with the ASCII protocol (`libatt…`, `SV12V…`)",
-                               "– (FET states are read)")),
+                               "– (FET states are read)",
+                               reads="voltage, current, SoC, cells, temperatures, FET states, remaining charge, "
+                                     "capacity, cycles, alarms")),
     ))

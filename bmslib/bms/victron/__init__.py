@@ -16,5 +16,6 @@ def family() -> Family:
                    emulator=VictronEmulator, matchers=MATCHERS, accepts_pin=True, accepts_key=True,
                    decoder=decode_advertisements,
                    doc=TypeDoc("Victron SmartShunt / BMV Smart: Instant Readout with `key`, else the GATT service",
-                               "–", "`key`: Instant Readout key; `pin`: pairing PIN (GATT)")),
+                               "–", "`key`: Instant Readout key; `pin`: pairing PIN (GATT)",
+                               reads="voltage, current, SoC, temperature, consumed charge, runtime, alarms")),
     ))

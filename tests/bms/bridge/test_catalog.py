@@ -14,7 +14,7 @@ import pytest
 from aiobmsble import utils as aiobmsble_utils
 from aiobmsble.test_data import bms_advertisements
 
-from bmslib.ble.aiobmsble_plugins import catalog, plugin_class
+from bmslib.ble.aiobmsble_plugins import _keys_in, catalog, plugin_class
 from bmslib.bms import bridge
 from bmslib.bms.bridge import advertisement_matcher, type_name
 from bmslib.config.original_types import AIOBMSBLE_NATIVE
@@ -30,8 +30,16 @@ def test_the_catalog_finds_every_plugin_but_the_dummy() -> None:
         assert name in plugins, name
     assert plugins["seplos"].manufacturer == "Seplos" and plugins["seplos"].model == "smart BMS V3"
     assert {"voltage", "current", "cell_voltages"} <= plugins["jbd"].reads
+    assert {"cell_voltages", "current", "chrg_mosfet"} <= plugins["ag"].reads  # ag builds on ej's plugin
+    assert plugins["ej"].reads == plugins["ag"].reads  # ej names its cells as a keyword argument
     assert plugins["jbd"].accepts_secret and not plugins["seplos"].accepts_secret
     assert catalog() is catalog()  # cached per process
+
+
+def test_the_keys_a_plugin_names_are_its_literals_and_keyword_arguments() -> None:
+    source = ('BMSDp("voltage", 0, 2, False)\nresult["cycles"] = 3\n# "runtime" only in a comment\n'
+              'x = BMSSample(current=1.0, problem = False)\nbalancer = 1\n')
+    assert _keys_in(source) == {"voltage", "cycles", "current", "problem"}
 
 
 def test_matchers_are_plain_values() -> None:
