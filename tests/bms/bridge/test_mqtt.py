@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,15 @@ from tests.sim_helpers import add_emulator, app_running
 from tests.test_mqtt_live import discovery_of, payloads
 
 __all__ = ["broker", "watcher"]  # fixtures
+
+
+FETS = {"pack/switch/charge", "pack/switch/discharge"}
+
+
+def fet_topics(announced: dict[str, dict[str, Any]]) -> set[str]:
+    """The state topics of the FET entities announced as binary sensors."""
+    return {c.get("state_topic", "") for t, c in announced.items() if t.startswith("homeassistant/binary_sensor/")
+            and c.get("state_topic", "").startswith("pack/switch/")}
 
 
 async def test_a_bridged_device_publishes_its_states_and_read_only_fets(broker: Broker, watcher: Watcher,
@@ -42,8 +52,7 @@ async def test_a_bridged_device_publishes_its_states_and_read_only_fets(broker: 
         async with app_running(app):
             await wait_for(lambda: payloads(watcher, "pack/switch/charge"), what="the FET states")
             await wait_for(lambda: payloads(watcher, "pack/soc/current"), what="the current")
-            await wait_for(lambda: any("/switch" in t or "charge" in t for t in discovery_of(watcher, "pack")),
-                           what="discovery")
+            await wait_for(lambda: fet_topics(discovery_of(watcher, "pack")) >= FETS, what="the FETs' discovery")
             latest = watcher.latest()
             announced = discovery_of(watcher, "pack")
     finally:
@@ -53,8 +62,6 @@ async def test_a_bridged_device_publishes_its_states_and_read_only_fets(broker: 
     assert float(latest["pack/soc/total_voltage"].payload) == pytest.approx(battery.voltage, abs=0.02)
     assert latest["pack/switch/charge"].payload == "ON" and latest["pack/switch/discharge"].payload == "ON"
     assert not [t for t in announced if t.startswith("homeassistant/switch/")]
-    fets = {t: c for t, c in announced.items() if t.startswith("homeassistant/binary_sensor/")
-            and c.get("state_topic", "").startswith("pack/switch/")}
-    assert {c["state_topic"] for c in fets.values()} >= {"pack/switch/charge", "pack/switch/discharge"}
+    assert fet_topics(announced) >= FETS
     assert all("command_topic" not in c for c in announced.values())
     assert commands.empty()
