@@ -160,10 +160,6 @@ def catalog() -> tuple[Plugin, ...]:
     return tuple(plugins)
 
 
-def aiobmsble_version() -> str:
-    return str(aiobmsble.__version__)
-
-
 class PluginRunner:
     """Runs one aiobmsble plugin against one device on batmon's BLE paths.
 
