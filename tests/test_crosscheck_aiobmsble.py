@@ -11,8 +11,12 @@ MOSFET temperature.
 **Current sign.** batmon's ``Sample.current`` is positive while discharging; aiobmsble's ``current`` is
 positive while charging. So ``native.current == -plugin["current"]`` is what agreement means.
 
-Where the two sides do not read the same thing, each family says which fields are compared and why
-(:class:`Family` ``note``); nothing is marked as an expected failure.
+Where the two sides do not read the same thing, the family's entry in :data:`FAMILIES` says which fields are
+compared and why; nothing is marked as an expected failure.
+
+The bridge (registry type ``<plugin>_ble``, aiobmsble's sample mapped by bmslib/bms/bridge/sample_map.py)
+reads the same emulator a third time: its Sample must agree with the native Sample on the same fields, in
+batmon's own sign, so the mapping is checked too.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from bmslib.bms.jk.emulator import Jk24sEmulator, JkEmulator
 from bmslib.bms.sok.emulator import SokEmulator
 from bmslib.bms.supervolt.emulator import SupervoltEmulator
 from bmslib.config.original_types import AIOBMSBLE_NATIVE
+from bmslib.errors import BmsConnectError
 from bmslib.model import Sample
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator
@@ -53,7 +58,8 @@ ANT_ABSENT_PROBE = -40.0  # [°C] an ANT temperature slot without a probe reads 
 @dataclass(frozen=True)
 class Family:
     """One family both sides read: batmon's type and emulator, aiobmsble's plugin module, the wire's
-    resolution of each compared field, and what is not compared (``note``)."""
+    resolution of each compared field, and where the two sides genuinely differ (the comments in
+    :data:`FAMILIES` say why)."""
 
     type_name: str
     emulator: type[Emulator]
@@ -65,8 +71,15 @@ class Family:
     options: dict[str, Any] = field(default_factory=dict)  # emulator options
     plugin_probes: int | None = None  # probes aiobmsble reads (None: as many as batmon)
     current_sign_pinned: bool = True  # False: the wire's current sign is not pinned by any capture
+    capacity_is_aged: bool = False  # aiobmsble's design capacity is what batmon reads as the aged capacity
+    bridge_probes_as_ours: bool = True  # the bridge reports exactly batmon's probes (False: see FAMILIES)
+    currents: tuple[float, ...] = (DISCHARGE, CHARGE)  # [A] the battery's currents to read the family at
     variant: str = ""  # test id suffix when a type is checked in more than one emulator setting
-    note: str = ""
+
+    @property
+    def bridge_type(self) -> str:
+        """The bridge's registry type for this family's plugin."""
+        return self.plugin.removesuffix("_bms") + "_ble"
 
     def __str__(self) -> str:
         return f"{self.type_name}-{self.variant}" if self.variant else self.type_name
@@ -79,35 +92,40 @@ FAMILIES = (
     # #171 GATT dump) bleak refuses a UUID two characteristics share ("Multiple Characteristics with this
     # UUID"), so the plugin cannot read that module at all; its own tests use a mock that does not resolve
     # UUIDs. The cross-check therefore uses the older module (one FFE1 doing both directions, also real).
-    Family("jk", JkEmulator, "jikong_bms", 0.001, 0.001, 1, 0.1, {"module": "old"},
-           note="newer two-FFE1 module unreadable by aiobmsble 0.31.0 (see FAMILIES comment)"),
-    Family("jk_24s", Jk24sEmulator, "jikong_bms", 0.001, 0.001, 1, 0.1, {"module": "old"}),
+    # aiobmsble's JK ``design_capacity`` is the cell-info frame's full-charge capacity (offset 146/178), which
+    # batmon reads as the aged capacity; batmon's capacity is the user's, from the settings frame (#365).
+    Family("jk", JkEmulator, "jikong_bms", 0.001, 0.001, 1, 0.1, {"module": "old"}, capacity_is_aged=True),
+    Family("jk_24s", Jk24sEmulator, "jikong_bms", 0.001, 0.001, 1, 0.1, {"module": "old"}, capacity_is_aged=True),
     # aiobmsble's Daly plugin expects a whole reply in one notification (it checks bytecount + 5 == length);
     # a real module sends the 129-byte status reply in one notification once the link's MTU is raised, as
     # BlueZ and ESPHome do (aiobmsble's captures are whole replies). The emulator's default (20-byte chunks)
     # is the worst case batmon's assembler must handle; here it uses a negotiated MTU of 247 (244 bytes of
     # payload). aiobmsble reads only the Modbus D2 and 0x81 protocols, not the legacy A5 one.
-    # batmon's Daly driver reads no MOSFET temperature, aiobmsble reads it from the 0x3E block: not compared.
-    Family("daly", DalyEmulator, "daly_bms", 0.1, 0.1, 0.1, 1, {"mtu": 244}, variant="d2",
-           note="D2: MOSFET temperature read by aiobmsble only"),
-    Family("daly", DalyEmulator, "daly_bms", 0.1, 0.1, 0.1, 1, {"mtu": 244, "protocol": "p81"}, variant="p81"),
+    # On D2 batmon's Daly driver reads no MOSFET temperature (aiobmsble reads it from the 0x3E block).
+    Family("daly", DalyEmulator, "daly_bms", 0.1, 0.1, 0.1, 1, {"mtu": 244}, variant="d2"),
+    # A 0x81 unit stays silent on D2, so aiobmsble (which probes D2 first) and the bridge wait out their D2
+    # timeouts before they read it (about 13 s per read): read it once, charging (the sign and offset of the
+    # current field are still checked against batmon's and the battery's).
+    Family("daly", DalyEmulator, "daly_bms", 0.1, 0.1, 0.1, 1, {"mtu": 244, "protocol": "p81"}, variant="p81",
+           currents=(CHARGE,)),
     # ANT 2021 status frame: the current is i16 x 0.1 A at B+6. aiobmsble reads the raw value as
     # charge-positive, batmon as discharge-positive; no public capture pins the direction (the captured
     # status frames are idle or standby: esphome-ant-bms frames_16s_status.h byte 7 = 1, aiobmsble's
     # fixture byte 7 = 4). The status byte 7 (2 = charging, 3 = discharging) is independent of that sign and
     # both read it (aiobmsble as ``battery_charging``), so the direction is checked against it, and the
-    # current's magnitude against batmon's.
-    Family("ant", AntEmulator, "ant_bms", 0.01, 0.1, 1, 1, current_sign_pinned=False,
-           note="current sign of the 2021 frame unpinned: magnitude + status byte compared"),
+    # current's magnitude against batmon's. (So ``ant`` and ``ant_ble`` publish opposite signs on a real unit
+    # until a capture with status 2 or 3 settles it.) aiobmsble also reports the balancer temperature (type
+    # BALANCER), which the bridge lists among the probes after the cell probes; batmon's driver does not.
+    Family("ant", AntEmulator, "ant_bms", 0.01, 0.1, 1, 1, current_sign_pinned=False, bridge_probes_as_ours=False),
     # ANT legacy: six temperature slots, absent probes read -40 °C (0xFFD8); batmon drops those, aiobmsble
     # reports the first four slots as they are. The probes batmon reports are compared with aiobmsble's first
-    # ones; aiobmsble's remaining slots must read the absent-probe value.
+    # ones; aiobmsble's remaining slots must read the absent-probe value (the bridge publishes them as probes).
     Family("ant_legacy", AntLegacyEmulator, "ant_leg_bms", 0.1, 0.1, 1, 1, plugin_probes=4,
-           note="aiobmsble reports absent probe slots as -40 °C"),
+           bridge_probes_as_ours=False),
     Family("sok", SokEmulator, "abc_bms", 0.001, 0.001, 1, 1),
     # Supervolt's ASCII realtime frame carries four temperature bytes; aiobmsble's ej_bms reads the first.
     Family("supervolt", SupervoltEmulator, "ej_bms", 0.001, 0.01, 1, 1, plugin_probes=1,
-           note="aiobmsble reads only the first of the four temperature bytes"),
+           bridge_probes_as_ours=False),
 )
 
 
@@ -126,6 +144,17 @@ async def _discover(radio: SimRadio, address: str) -> BLEDevice:
 
 async def native_read(radio: SimRadio, family: Family, em: Emulator) -> Sample:
     driver = make_driver(family.type_name, radio, em)
+    async with asyncio.timeout(READ_TIMEOUT):
+        await driver.connect()
+        try:
+            return Sample.build(await driver.read(), timestamp=0, mono=0)
+        finally:
+            await driver.disconnect()
+
+
+async def bridge_read(radio: SimRadio, family: Family, em: Emulator) -> Sample:
+    """The bridge driver's reading (registry type ``<plugin>_ble``): the plugin's sample through sample_map."""
+    driver = make_driver(family.bridge_type, radio, em)
     async with asyncio.timeout(READ_TIMEOUT):
         await driver.connect()
         try:
@@ -192,8 +221,48 @@ def assert_agree(family: Family, battery: BatteryModel, native: Sample, plugin: 
         assert mos == pytest.approx(native.mos_temperature, abs=family.temp_step * 1.01)
 
 
-@pytest.mark.parametrize("current", [DISCHARGE, CHARGE], ids=["discharging", "charging"])
-@pytest.mark.parametrize("family", FAMILIES, ids=str)
+def assert_bridge_agrees(family: Family, native: Sample, bridged: Sample) -> None:
+    """The bridge's Sample (aiobmsble's reading mapped by bmslib/bms/bridge/sample_map.py) against the
+    native Sample, field by field in batmon's own terms (current + = discharging in both)."""
+    assert native.voltage is not None and native.current is not None and native.cell_voltages is not None
+    assert bridged.voltage == pytest.approx(native.voltage, abs=family.volt_step * 1.01)
+    if family.current_sign_pinned:
+        assert bridged.current == pytest.approx(native.current, abs=family.current_step * 1.01)
+    else:
+        assert abs(bridged.current or 0.0) == pytest.approx(abs(native.current), abs=family.current_step * 1.01)
+        assert bridged.battery_charging is (native.current < 0)
+    assert bridged.soc == pytest.approx(native.soc, abs=family.soc_step)
+    assert bridged.cell_voltages == pytest.approx(native.cell_voltages, abs=0.0011)
+    assert bridged.power == pytest.approx(native.power if family.current_sign_pinned else -(native.power or 0.0),
+                                          rel=0.01, abs=1.0)
+    assert bridged.charge == pytest.approx(native.charge, abs=family.soc_step * (native.capacity or 100) / 100)
+    assert bridged.cycles == native.cycles
+    # capacity: aiobmsble's ``design_capacity``; for JK that is the frame's full-charge capacity, which batmon
+    # reads as the aged capacity (its capacity comes from the settings frame: the user's, not the aged one)
+    ours_capacity = native.aged_capacity if family.capacity_is_aged else native.capacity
+    if bridged.capacity is not None and ours_capacity is not None:
+        assert bridged.capacity == pytest.approx(ours_capacity, abs=1.0)
+    # FET states (read-only on the bridge); ``balance`` is not compared: aiobmsble's ``balancer`` is "balancing
+    # now" for some plugins and "balancer enabled" for others, batmon's switch is the enable setting
+    assert native.switches is not None and bridged.switches is not None
+    for name in ("charge", "discharge"):
+        assert bridged.switches.get(name) == native.switches.get(name)
+    # probes: the ones batmon reports, in order, are the bridge's first ones (FAMILIES says why some bridges report more)
+    assert native.temperatures is not None and bridged.temperatures is not None
+    shared = len(native.temperatures) if family.plugin_probes is None else min(family.plugin_probes,
+                                                                              len(native.temperatures))
+    assert list(bridged.temperatures[:shared]) == pytest.approx(list(native.temperatures[:shared]),
+                                                                abs=family.temp_step * 1.01)
+    if family.bridge_probes_as_ours:
+        assert len(bridged.temperatures) == len(native.temperatures)
+    if bridged.mos_temperature is not None and native.mos_temperature is not None:
+        assert bridged.mos_temperature == pytest.approx(native.mos_temperature, abs=family.temp_step * 1.01)
+
+
+CASES = [pytest.param(f, i, id=f"{f}-{'discharging' if i > 0 else 'charging'}") for f in FAMILIES for i in f.currents]
+
+
+@pytest.mark.parametrize(("family", "current"), CASES)
 async def test_native_driver_and_aiobmsble_plugin_agree(radio: SimRadio, family: Family, current: float) -> None:
     battery = _battery(current)
     em = family.emulator(address=sim_address("x1"), name="x1", battery=battery, rng=random.Random(3),
@@ -202,6 +271,8 @@ async def test_native_driver_and_aiobmsble_plugin_agree(radio: SimRadio, family:
     native = await native_read(radio, family, em)
     plugin = await plugin_read(radio, family, em)
     assert_agree(family, battery, native, plugin)
+    bridged = await bridge_read(radio, family, em)
+    assert_bridge_agrees(family, native, bridged)
 
 
 def test_every_family_both_read_is_cross_checked() -> None:
@@ -214,7 +285,8 @@ def test_every_family_both_read_is_cross_checked() -> None:
 async def test_aiobmsble_jikong_cannot_subscribe_on_the_two_ffe1_module(radio: SimRadio) -> None:
     """The newer JK Bluetooth module has two FFE1 characteristics (esphome-jk-bms issue #171); aiobmsble
     0.31.0 names the notify one by UUID, which bleak refuses. When a newer aiobmsble passes the handle, this
-    fails: then drop ``module="old"`` from the JK families above so the cross-check covers both modules."""
+    fails: then drop ``module="old"`` from the JK families above so the cross-check covers both modules.
+    batmon's own driver reads the module; the bridge's ``jikong_ble`` cannot, and says so as a typed error."""
     em = JkEmulator(address=sim_address("x1"), name="x1", battery=_battery(DISCHARGE), rng=random.Random(3))
     assert em.module == "new"
     radio.add(em, sim_id="x1")
@@ -222,3 +294,5 @@ async def test_aiobmsble_jikong_cannot_subscribe_on_the_two_ffe1_module(radio: S
     assert native.voltage == pytest.approx(em.battery.voltage, abs=0.001)
     with pytest.raises(BleakError, match="Multiple Characteristics"):
         await plugin_read(radio, FAMILIES[1], em)
+    with pytest.raises(BmsConnectError, match="Multiple Characteristics"):  # the bridge's ``jikong_ble`` reports it as the project's typed error
+        await bridge_read(radio, FAMILIES[1], em)
