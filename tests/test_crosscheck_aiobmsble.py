@@ -9,7 +9,10 @@ current (sign and value), SoC, cell voltages, cell spread, temperature probes an
 MOSFET temperature.
 
 **Current sign.** batmon's ``Sample.current`` is positive while discharging; aiobmsble's ``current`` is
-positive while charging. So ``native.current == -plugin["current"]`` is what agreement means.
+positive while charging. So ``native.current == -plugin["current"]`` is what agreement means; where real
+captures show that a plugin gets the sign wrong (aiobmsble's ANT 2021 plugin), :data:`FAMILIES` says so and
+the test pins the error, so it fails when a newer aiobmsble corrects it. Both sides must also agree with the
+direction the device's own status reports (aiobmsble's ``battery_charging``).
 
 Where the two sides do not read the same thing, the family's entry in :data:`FAMILIES` says which fields are
 compared and why; nothing is marked as an expected failure.
@@ -70,7 +73,7 @@ class Family:
     temp_step: float  # [°C]
     options: dict[str, Any] = field(default_factory=dict)  # emulator options
     plugin_probes: int | None = None  # probes aiobmsble reads (None: as many as batmon)
-    current_sign_pinned: bool = True  # False: the wire's current sign is not pinned by any capture
+    plugin_current_inverted: bool = False  # aiobmsble's plugin reports + while discharging (against its convention)
     capacity_is_aged: bool = False  # aiobmsble's design capacity is what batmon reads as the aged capacity
     bridge_probes_as_ours: bool = True  # the bridge reports exactly batmon's probes (False: see FAMILIES)
     currents: tuple[float, ...] = (DISCHARGE, CHARGE)  # [A] the battery's currents to read the family at
@@ -108,15 +111,18 @@ FAMILIES = (
     # current field are still checked against batmon's and the battery's).
     Family("daly", DalyEmulator, "daly_bms", 0.1, 0.1, 0.1, 1, {"mtu": 244, "protocol": "p81"}, variant="p81",
            currents=(CHARGE,)),
-    # ANT 2021 status frame: the current is i16 x 0.1 A at B+6. aiobmsble reads the raw value as
-    # charge-positive, batmon as discharge-positive; no public capture pins the direction (the captured
-    # status frames are idle or standby: esphome-ant-bms frames_16s_status.h byte 7 = 1, aiobmsble's
-    # fixture byte 7 = 4). The status byte 7 (2 = charging, 3 = discharging) is independent of that sign and
-    # both read it (aiobmsble as ``battery_charging``), so the direction is checked against it, and the
-    # current's magnitude against batmon's. (So ``ant`` and ``ant_ble`` publish opposite signs on a real unit
-    # until a capture with status 2 or 3 settles it.) aiobmsble also reports the balancer temperature (type
-    # BALANCER), which the bridge lists among the probes after the cell probes; batmon's driver does not.
-    Family("ant", AntEmulator, "ant_bms", 0.01, 0.1, 1, 1, current_sign_pinned=False, bridge_probes_as_ours=False),
+    # ANT 2021 status frame: the current is i16 x 0.1 A at B+6, positive while DISCHARGING. Real captures pin
+    # it (tests/vectors/ant.json, checked in tests/bms/ant/test_protocol.py): a btsnoop capture of an
+    # ANT-BLE16ZMUB (esphome-ant-bms docs/pdus) shows +1.0 A on the wire while the remaining charge falls and
+    # the total discharged charge and discharging time rise; a batmon-ha user's log (issue #132) shows status 2
+    # (charging) with -2.3 A on the wire. aiobmsble 0.31.0's ant plugin reads the raw value as its
+    # charge-positive current, so it reports a discharging pack with a positive current: its ``current`` has
+    # the same sign as batmon's here, while its ``battery_charging`` (from the status byte) is right. The
+    # bridge maps aiobmsble's convention generically and so publishes ``ant_ble``'s current (and power) with
+    # the wrong sign: compared as such until it corrects this plugin. aiobmsble also reports the balancer
+    # temperature (type BALANCER), which the bridge lists among the probes after the cell probes.
+    Family("ant", AntEmulator, "ant_bms", 0.01, 0.1, 1, 1, plugin_current_inverted=True,
+           bridge_probes_as_ours=False),
     # ANT legacy: six temperature slots, absent probes read -40 °C (0xFFD8); batmon drops those, aiobmsble
     # reports the first four slots as they are. The probes batmon reports are compared with aiobmsble's first
     # ones; aiobmsble's remaining slots must read the absent-probe value (the bridge publishes them as probes).
@@ -192,11 +198,9 @@ def assert_agree(family: Family, battery: BatteryModel, native: Sample, plugin: 
     assert native.voltage == pytest.approx(battery.voltage, abs=family.volt_step)
     # current: batmon + = discharging, aiobmsble + = charging
     assert native.current == pytest.approx(battery.current, abs=family.current_step / 2)
-    if family.current_sign_pinned:
-        assert native.current == pytest.approx(-plugin["current"], abs=family.current_step * 1.01)
-    else:
-        assert abs(plugin["current"]) == pytest.approx(abs(native.current), abs=family.current_step * 1.01)
-        assert plugin["battery_charging"] is (native.current < 0)
+    aiobmsble_sign = 1.0 if family.plugin_current_inverted else -1.0  # plugin current = sign x batmon's
+    assert plugin["current"] == pytest.approx(aiobmsble_sign * native.current, abs=family.current_step * 1.01)
+    assert plugin["battery_charging"] is (native.current < 0)
     # state of charge
     assert plugin["battery_level"] == pytest.approx(native.soc, abs=family.soc_step)
     assert native.soc == pytest.approx(battery.soc, abs=family.soc_step)
@@ -226,15 +230,13 @@ def assert_bridge_agrees(family: Family, native: Sample, bridged: Sample) -> Non
     native Sample, field by field in batmon's own terms (current + = discharging in both)."""
     assert native.voltage is not None and native.current is not None and native.cell_voltages is not None
     assert bridged.voltage == pytest.approx(native.voltage, abs=family.volt_step * 1.01)
-    if family.current_sign_pinned:
-        assert bridged.current == pytest.approx(native.current, abs=family.current_step * 1.01)
-    else:
-        assert abs(bridged.current or 0.0) == pytest.approx(abs(native.current), abs=family.current_step * 1.01)
-        assert bridged.battery_charging is (native.current < 0)
+    bridge_sign = -1.0 if family.plugin_current_inverted else 1.0  # see FAMILIES (ANT 2021)
+    assert bridged.current == pytest.approx(bridge_sign * native.current, abs=family.current_step * 1.01)
+    assert bridged.battery_charging is (native.current < 0)
     assert bridged.soc == pytest.approx(native.soc, abs=family.soc_step)
     assert bridged.cell_voltages == pytest.approx(native.cell_voltages, abs=0.0011)
-    assert bridged.power == pytest.approx(native.power if family.current_sign_pinned else -(native.power or 0.0),
-                                          rel=0.01, abs=1.0)
+    assert native.power is not None
+    assert bridged.power == pytest.approx(bridge_sign * native.power, rel=0.01, abs=1.0)
     assert bridged.charge == pytest.approx(native.charge, abs=family.soc_step * (native.capacity or 100) / 100)
     assert bridged.cycles == native.cycles
     # capacity: aiobmsble's ``design_capacity``; for JK that is the frame's full-charge capacity, which batmon
