@@ -7,13 +7,25 @@ typed errors.
 
 from __future__ import annotations
 
+import logging
 import random
+import struct
 
 import pytest
+from aiobmsble.bms.jbd_bms import BMS as JbdPlugin
+from bleak.exc import BleakError
 
 from bmslib.ble.aiobmsble_plugins import PluginRunner
 from bmslib.bms.jbd.emulator import JbdEmulator
-from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsError, BmsTimeoutError, DeviceNotFoundError
+from bmslib.errors import (
+    BmsConnectError,
+    BmsDisconnectedError,
+    BmsError,
+    BmsTimeoutError,
+    DeviceNotFoundError,
+    FrameError,
+    GattError,
+)
 from bmslib.model import Sample
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
@@ -74,4 +86,88 @@ async def test_a_device_dropping_the_link_mid_reply_is_a_typed_error(radio: SimR
     with pytest.raises(BmsError) as info:
         await drv.read()
     assert isinstance(info.value, BmsDisconnectedError | BmsTimeoutError | BmsConnectError)
+    await drv.disconnect()
+
+
+async def test_the_pin_never_reaches_the_log_even_with_debug(radio: SimRadio, caplog: pytest.LogCaptureFixture) -> None:
+    pin = "Zq7xK2"
+    em = add_emulator(radio, JbdEmulator, battery=frozen_battery(8, 1.0))
+    drv = make_driver("jbd_ble", radio, em, pin=pin, debug=True)
+    drv.log.logger.setLevel(logging.DEBUG)  # as the App does for `debug: true`
+    with caplog.at_level(logging.DEBUG):
+        try:
+            await drv.connect()
+            await drv.read()
+        except BmsError:
+            pass  # whether the emulator takes aiobmsble's handshake is not the point here
+        finally:
+            await drv.disconnect()
+    assert any(pin.encode() in data for _, data in em.writes)  # the plugin did send it
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for shown in (pin, pin.encode().hex(), pin.encode().hex(" ")):
+        assert shown not in text
+    assert "debug lines are off for this device" in text
+
+
+async def test_without_a_pin_debug_shows_the_plugins_frames(radio: SimRadio, caplog: pytest.LogCaptureFixture) -> None:
+    em = add_emulator(radio, JbdEmulator, "dev2", battery=frozen_battery(9, 1.0))
+    drv = make_driver("jbd_ble", radio, em, alias="dev2")
+    drv.log.logger.setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG):
+        await drv.connect()
+        await drv.read()
+        await drv.disconnect()
+    plugin_lines = [r for r in caplog.records if r.name == f"{drv.log.logger.name}.aiobmsble"]
+    assert any("TX BLE req" in r.getMessage() for r in plugin_lines)
+
+
+async def test_without_keep_alive_the_runner_closes_the_link_after_each_update(radio: SimRadio) -> None:
+    em = add_emulator(radio, JbdEmulator, battery=frozen_battery(10, 2.0))
+    runner = PluginRunner(em.address, backend=backend_of(radio), plugin="jbd", keep_alive=False)
+    for _ in range(2):
+        sample = await runner.update()
+        assert sample["voltage"] == pytest.approx(em.battery.voltage, abs=0.011)
+        assert not runner.is_connected
+    assert em.connections == 2
+
+
+@pytest.mark.parametrize(("failure", "error", "text"), [
+    (KeyError("cell_voltages"), FrameError, "jbd plugin failed: KeyError"),
+    (struct.error("unpack requires a buffer of 4 bytes"), FrameError, "jbd plugin failed: error"),
+    (ZeroDivisionError("division by zero"), FrameError, "jbd plugin failed: ZeroDivisionError"),
+    (TimeoutError(), BmsTimeoutError, "got no valid reply"),
+    (BleakError("Not connected"), GattError, "read failed: Not connected"),
+    (EOFError(), GattError, "read failed: EOFError"),
+])
+async def test_whatever_the_plugin_raises_leaves_as_a_typed_error(
+        radio: SimRadio, monkeypatch: pytest.MonkeyPatch, failure: Exception, error: type[BmsError],
+        text: str) -> None:
+    em = add_emulator(radio, JbdEmulator, battery=frozen_battery(11, 2.0))
+    drv = make_driver("jbd_ble", radio, em)
+    await drv.connect()
+
+    async def fails(_self: object) -> dict[str, object]:
+        raise failure
+
+    monkeypatch.setattr(JbdPlugin, "_async_update", fails)  # the plugin's decoder failing on the device's data
+    with pytest.raises(error, match=text):
+        await drv.read()
+    monkeypatch.undo()
+    assert (await drv.read())["voltage"] > 0  # the next read works again
+    await drv.disconnect()
+
+
+@pytest.mark.parametrize("returned", [{}, {"cell_count": 0}])
+async def test_an_empty_sample_is_a_frame_error(radio: SimRadio, monkeypatch: pytest.MonkeyPatch,
+                                                returned: dict[str, object]) -> None:
+    em = add_emulator(radio, JbdEmulator, battery=frozen_battery(12, 2.0))
+    drv = make_driver("jbd_ble", radio, em)
+
+    async def nothing(_self: object) -> dict[str, object]:
+        return dict(returned)
+
+    monkeypatch.setattr(JbdPlugin, "_async_update", nothing)
+    await drv.connect()
+    with pytest.raises(FrameError, match="aiobmsble's"):
+        await drv.read()
     await drv.disconnect()
