@@ -249,7 +249,7 @@ def assert_bridge_agrees(family: Family, native: Sample, bridged: Sample) -> Non
     assert native.switches is not None and bridged.switches is not None
     for name in ("charge", "discharge"):
         assert bridged.switches.get(name) == native.switches.get(name)
-    # probes: the ones batmon reports, in order, are the bridge's first ones (FAMILIES says why some bridges report more)
+    # probes: the ones batmon reports, in order, are the bridge's first ones (FAMILIES: why some report more)
     assert native.temperatures is not None and bridged.temperatures is not None
     shared = len(native.temperatures) if family.plugin_probes is None else min(family.plugin_probes,
                                                                               len(native.temperatures))
@@ -296,5 +296,5 @@ async def test_aiobmsble_jikong_cannot_subscribe_on_the_two_ffe1_module(radio: S
     assert native.voltage == pytest.approx(em.battery.voltage, abs=0.001)
     with pytest.raises(BleakError, match="Multiple Characteristics"):
         await plugin_read(radio, FAMILIES[1], em)
-    with pytest.raises(BmsConnectError, match="Multiple Characteristics"):  # the bridge's ``jikong_ble`` reports it as the project's typed error
+    with pytest.raises(BmsConnectError, match="Multiple Characteristics"):  # the project's typed error
         await bridge_read(radio, FAMILIES[1], em)
