@@ -106,7 +106,7 @@ def test_emulators_of_bridge_types_are_found_and_join_the_demo(monkeypatch: pyte
 
         EMULATOR = ThrowawaySeplos
         """))
-    monkeypatch.setattr(bridge_emulators, "__path__", [*bridge_emulators.__path__, str(tmp_path)])
+    monkeypatch.setattr(bridge_emulators, "__path__", [str(tmp_path)])  # only the throwaway one
     monkeypatch.delitem(sys.modules, f"{bridge_emulators.__name__}.seplos", raising=False)
     found = bridge_emulators.discover()
     assert found["seplos"].__name__ == "ThrowawaySeplos"
