@@ -10,7 +10,8 @@ from aiobmsble.utils import bms_supported
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bmslib.bms.bridge.emulators import ecoworthy
+from bmslib.bms.bridge.emulators.ecoworthy import EcoworthyEmulator
+from bmslib.bms.bridge.emulators.frames import ecoworthy
 from bmslib.sim.battery import BatteryModel
 from tests.bms.bridge.emu_support import (
     captured_advertisement,
@@ -56,7 +57,7 @@ async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(protocol:
                                                                      current: float) -> None:
     battery = BatteryModel(cells=cells, temperature_probes=probes, capacity_ah=100.0, soc=72.0,
                            load=lambda _t: current, rng=random.Random(cells), clock=lambda: 0.0)
-    em = ecoworthy.EcoworthyEmulator(address="5E:C2:E0:FA:B8:F0", name="ecoworthy-test", battery=battery,
+    em = EcoworthyEmulator(address="5E:C2:E0:FA:B8:F0", name="ecoworthy-test", battery=battery,
                                      rng=random.Random(1), protocol=protocol)
     em.stream_interval = 0.2
     sample = await read_with_plugin(EcoworthyPlugin, em, updates=2)
@@ -73,7 +74,7 @@ async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(protocol:
 
 def test_advertisement_is_the_captured_one_and_matches_the_ecoworthy_plugin_only() -> None:
     adv = CAPTURE["advertisement"]
-    em = ecoworthy.EcoworthyEmulator(address="B4:C2:E0:FA:B8:F0", name="ECOWORTHY-ecoworthy1")
+    em = EcoworthyEmulator(address="B4:C2:E0:FA:B8:F0", name="ECOWORTHY-ecoworthy1")
     ours = em.advertisement()
     assert ours.name == adv["local_name"]
     assert {str(k): v.hex() for k, v in ours.manufacturer_data.items()} == adv["manufacturer_data"]
@@ -84,7 +85,7 @@ def test_advertisement_is_the_captured_one_and_matches_the_ecoworthy_plugin_only
 
 def test_protocol_is_checked() -> None:
     with pytest.raises(ValueError, match="protocol must be 1 or 2"):
-        ecoworthy.EcoworthyEmulator(address="5E:00:00:00:00:01", name="x", protocol=3)
+        EcoworthyEmulator(address="5E:00:00:00:00:01", name="x", protocol=3)
 
 
 @fuzz_settings
@@ -92,7 +93,7 @@ def test_protocol_is_checked() -> None:
                 max_size=20))
 def test_emulator_survives_any_host_writes(writes: list[bytes]) -> None:
     battery = BatteryModel(clock=lambda: 0.0, rng=random.Random(5))
-    em = ecoworthy.EcoworthyEmulator(address="5E:01:02:03:04:07", name="ECO-WORTHY 02_f", battery=battery)
+    em = EcoworthyEmulator(address="5E:01:02:03:04:07", name="ECO-WORTHY 02_f", battery=battery)
     answered: list[bytes] = []
     em.notify = lambda frame, char_uuid=None, *, raw=False: answered.append(frame)  # type: ignore[method-assign]
     for w in writes:

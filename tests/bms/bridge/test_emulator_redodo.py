@@ -10,7 +10,8 @@ from aiobmsble.utils import bms_supported
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bmslib.bms.bridge.emulators import redodo
+from bmslib.bms.bridge.emulators.frames import redodo
+from bmslib.bms.bridge.emulators.redodo import RedodoEmulator
 from bmslib.protocol.crc import sum8
 from bmslib.sim.battery import BatteryModel
 from tests.bms.bridge.emu_support import (
@@ -50,7 +51,7 @@ def test_captured_request_parses_and_capture_values_agree_with_aiobmsble() -> No
 async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(cells: int, probes: int, current: float) -> None:
     battery = BatteryModel(cells=cells, temperature_probes=probes, capacity_ah=105.0, soc=65.0,
                            load=lambda _t: current, rng=random.Random(cells), clock=lambda: 0.0)
-    em = redodo.RedodoEmulator(address="C8:47:80:15:D8:34", name="redodo-test", battery=battery, rng=random.Random(1))
+    em = RedodoEmulator(address="C8:47:80:15:D8:34", name="redodo-test", battery=battery, rng=random.Random(1))
     sample = await read_with_plugin(RedodoPlugin, em, updates=2)
     assert sample["voltage"] == pytest.approx(battery.voltage, abs=0.0006)
     assert sample["current"] == pytest.approx(-battery.current, abs=0.0006)  # aiobmsble: + while charging
@@ -65,13 +66,13 @@ async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(cells: in
 
 def test_advertisement_is_the_captured_one_and_matches_the_redodo_plugin_only() -> None:
     adv = CAPTURE["advertisement"]
-    em = redodo.RedodoEmulator(address=adv["address"], name=adv["local_name"])
+    em = RedodoEmulator(address=adv["address"], name=adv["local_name"])
     ours = em.advertisement()
     assert ours.name == adv["local_name"]
     assert {str(k): v.hex() for k, v in ours.manufacturer_data.items()} == adv["manufacturer_data"]
     assert list(ours.service_uuids) == adv["service_uuids"]
     assert matching_plugins(em) == {"redodo"}
-    demo = redodo.RedodoEmulator(address="5E:01:02:03:04:05", name="REDODO-redodo1")
+    demo = RedodoEmulator(address="5E:01:02:03:04:05", name="REDODO-redodo1")
     assert demo.name.startswith("R-12") and matching_plugins(demo) == {"redodo"}
     assert bms_supported(RedodoPlugin, captured_advertisement(adv), adv["address"])
 
@@ -80,7 +81,7 @@ def test_advertisement_is_the_captured_one_and_matches_the_redodo_plugin_only() 
 @given(st.lists(st.binary(max_size=12) | st.sampled_from([redodo.request(), redodo.request(0x10)]), max_size=20))
 def test_emulator_survives_any_host_writes(writes: list[bytes]) -> None:
     battery = BatteryModel(clock=lambda: 0.0, rng=random.Random(5))
-    em = redodo.RedodoEmulator(address="5E:01:02:03:04:07", name="R-12-f", battery=battery)
+    em = RedodoEmulator(address="5E:01:02:03:04:07", name="R-12-f", battery=battery)
     answered: list[bytes] = []
     em.notify = lambda frame, char_uuid=None, *, raw=False: answered.append(frame)  # type: ignore[method-assign]
     for w in writes:

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.ble.aiobmsble_seam import Route, routed
-from bmslib.bms.bridge.emulators import renogy
+from bmslib.bms.bridge.emulators.frames import renogy
+from bmslib.bms.bridge.emulators.renogy import RenogyEmulator
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.radio import SimRadio
 from tests.bms.bridge.emu_support import (
@@ -74,7 +75,7 @@ async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(cells: in
     battery = BatteryModel(cells=cells, temperature_probes=probes, capacity_ah=100.0, soc=72.4,
                            load=lambda _t: current, rng=random.Random(cells), clock=lambda: 0.0,
                            discharge_fet=current >= 0)
-    em = renogy.RenogyEmulator(address="60:98:66:ED:FC:11", name="renogy-test", battery=battery, rng=random.Random(1))
+    em = RenogyEmulator(address="60:98:66:ED:FC:11", name="renogy-test", battery=battery, rng=random.Random(1))
     sample = await read_with_plugin(RenogyPlugin, em, updates=2)
     assert sample["voltage"] == pytest.approx(battery.voltage, abs=0.051)  # 0.1 V on the wire
     assert sample["current"] == pytest.approx(-battery.current, abs=0.0051)  # aiobmsble: + while charging
@@ -89,7 +90,7 @@ async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(cells: in
 
 
 async def test_device_info_as_the_plugin_reads_it() -> None:
-    em = renogy.RenogyEmulator(address="60:98:66:ED:FC:11", name="x", rng=random.Random(1),
+    em = RenogyEmulator(address="60:98:66:ED:FC:11", name="x", rng=random.Random(1),
                                battery=BatteryModel(clock=lambda: 0.0, rng=random.Random(1)))
     radio = SimRadio()
     radio.add(em)
@@ -106,18 +107,18 @@ async def test_device_info_as_the_plugin_reads_it() -> None:
 
 def test_advertisement_is_the_captured_one_and_matches_the_renogy_plugin_only() -> None:
     adv = CAPTURE["advertisement"]
-    em = renogy.RenogyEmulator(address=adv["address"], name="RENOGY-renogy1")
+    em = RenogyEmulator(address=adv["address"], name="RENOGY-renogy1")
     ours = em.advertisement()
     assert ours.name == adv["local_name"]
     assert {str(k): v.hex() for k, v in ours.manufacturer_data.items()} == adv["manufacturer_data"]
     assert list(ours.service_uuids) == adv["service_uuids"]
     assert matching_plugins(em) == {"renogy"}
-    assert matching_plugins(renogy.RenogyEmulator(address="5E:01:02:03:04:05", name="RENOGY-renogy2")) == {"renogy"}
+    assert matching_plugins(RenogyEmulator(address="5E:01:02:03:04:05", name="RENOGY-renogy2")) == {"renogy"}
     assert bms_supported(RenogyPlugin, captured_advertisement(adv), adv["address"])
 
 
 def test_unknown_block_gets_the_modbus_exception_reply() -> None:
-    em = renogy.RenogyEmulator(address="5E:01:02:03:04:06", name="BT-TH-1")
+    em = RenogyEmulator(address="5E:01:02:03:04:06", name="BT-TH-1")
     reply = em.answer((0x1000, 1))
     assert reply[:3] == b"\x30\x83\x02" and len(reply) == 5
 
@@ -125,7 +126,7 @@ def test_unknown_block_gets_the_modbus_exception_reply() -> None:
 @fuzz_settings
 @given(st.lists(st.binary(max_size=12) | st.sampled_from([renogy.request(b) for b in BLOCKS.values()]), max_size=20))
 def test_emulator_survives_any_host_writes(writes: list[bytes]) -> None:
-    em = renogy.RenogyEmulator(address="5E:01:02:03:04:07", name="BT-TH-f",
+    em = RenogyEmulator(address="5E:01:02:03:04:07", name="BT-TH-f",
                                battery=BatteryModel(clock=lambda: 0.0, rng=random.Random(5)))
     answered: list[bytes] = []
     em.notify = lambda frame, char_uuid=None, *, raw=False: answered.append(frame)  # type: ignore[method-assign]

@@ -10,7 +10,8 @@ from aiobmsble.utils import bms_supported
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bmslib.bms.bridge.emulators import seplos
+from bmslib.bms.bridge.emulators.frames import seplos
+from bmslib.bms.bridge.emulators.seplos import SeplosEmulator
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
 from tests.bms.bridge.emu_support import (
@@ -76,7 +77,7 @@ def test_request_builder_matches_the_plugin_and_parses_back() -> None:
 
 
 def test_unknown_register_gets_the_modbus_exception_reply() -> None:
-    em = seplos.SeplosEmulator(address="5E:00:00:00:00:01", name="SP05B1")
+    em = SeplosEmulator(address="5E:00:00:00:00:01", name="SP05B1")
     assert em.answer(0, (4, 0x3000, 2)) == bytes.fromhex(CAPTURE["error_reply"]["hex"])
     assert em.answer(2, seplos.PIA)[1] == 0x84  # one pack only
 
@@ -85,7 +86,7 @@ def test_unknown_register_gets_the_modbus_exception_reply() -> None:
 async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(cells: int, probes: int, current: float) -> None:
     battery = BatteryModel(cells=cells, temperature_probes=probes, capacity_ah=280.0, soc=47.9,
                            load=lambda _t: current, rng=random.Random(cells), clock=lambda: 0.0)
-    em = seplos.SeplosEmulator(address="5E:00:00:00:5E:01", name="seplos-test", battery=battery,
+    em = SeplosEmulator(address="5E:00:00:00:5E:01", name="seplos-test", battery=battery,
                                rng=random.Random(1))
     sample = await read_with_plugin(SeplosPlugin, em, updates=2)
     assert sample["voltage"] == pytest.approx(battery.voltage, abs=0.006)
@@ -104,7 +105,7 @@ async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(cells: in
 
 async def test_fet_states_and_faults_go_through_notify() -> None:
     battery = BatteryModel(clock=lambda: 0.0, rng=random.Random(2), charge_fet=False)
-    em = seplos.SeplosEmulator(address="5E:00:00:00:5E:02", name="SP05B-2", battery=battery,
+    em = SeplosEmulator(address="5E:00:00:00:5E:02", name="SP05B-2", battery=battery,
                                faults=Faults(latency=0.01, chunk_interval=0.001), rng=random.Random(2))
     sample = await read_with_plugin(SeplosPlugin, em)
     assert (sample["chrg_mosfet"], sample["dischrg_mosfet"]) == (False, True)
@@ -112,10 +113,10 @@ async def test_fet_states_and_faults_go_through_notify() -> None:
 
 
 def test_advertisement_matches_the_seplos_plugin_only() -> None:
-    em = seplos.SeplosEmulator(address="5E:00:00:00:5E:03", name="SEPLOS-seplos1")
+    em = SeplosEmulator(address="5E:00:00:00:5E:03", name="SEPLOS-seplos1")
     assert em.name.startswith("SP05B")
     assert matching_plugins(em) == {"seplos"}
-    real = seplos.SeplosEmulator(address="5E:00:00:00:5E:04", name=CAPTURE["advertisement"]["local_name"])
+    real = SeplosEmulator(address="5E:00:00:00:5E:04", name=CAPTURE["advertisement"]["local_name"])
     assert real.name == CAPTURE["advertisement"]["local_name"]
     assert matching_plugins(real) == {"seplos"}
     assert bms_supported(SeplosPlugin, captured_advertisement(CAPTURE["advertisement"]), real.address)
@@ -125,7 +126,7 @@ def test_advertisement_matches_the_seplos_plugin_only() -> None:
 @given(st.lists(st.binary(max_size=12) | st.sampled_from([seplos.request(d, b) for d in (0, 1, 2)
                                                           for b in BLOCKS.values()]), max_size=20))
 def test_emulator_survives_any_host_writes(writes: list[bytes]) -> None:
-    em = seplos.SeplosEmulator(address="5E:00:00:00:5E:05", name="SP05B-f",
+    em = SeplosEmulator(address="5E:00:00:00:5E:05", name="SP05B-f",
                                battery=BatteryModel(clock=lambda: 0.0, rng=random.Random(5)))
     answered: list[bytes] = []
     em.notify = lambda frame, char_uuid=None, *, raw=False: answered.append(frame)  # type: ignore[method-assign]

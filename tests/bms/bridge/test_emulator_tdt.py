@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bmslib.ble.aiobmsble_seam import Route, routed
-from bmslib.bms.bridge.emulators import tdt
+from bmslib.bms.bridge.emulators.frames import tdt
+from bmslib.bms.bridge.emulators.tdt import TdtEmulator
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.radio import SimRadio
 from tests.bms.bridge.emu_support import (
@@ -68,7 +69,7 @@ def test_requests_of_the_plugin_parse() -> None:
 async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(cells: int, probes: int, current: float) -> None:
     battery = BatteryModel(cells=cells, temperature_probes=probes, capacity_ah=100.0, soc=55.0,
                            load=lambda _t: current, rng=random.Random(cells), clock=lambda: 0.0)
-    em = tdt.TdtEmulator(address="AA:C2:37:00:00:02", name="tdt-test", battery=battery, rng=random.Random(1))
+    em = TdtEmulator(address="AA:C2:37:00:00:02", name="tdt-test", battery=battery, rng=random.Random(1))
     sample = await read_with_plugin(TdtPlugin, em, updates=2)
     assert em.unlocked  # the plugin wrote HiLink to FFFA
     assert sample["voltage"] == pytest.approx(battery.voltage, abs=0.0051)
@@ -84,7 +85,7 @@ async def test_aiobmsble_reads_the_battery_through_the_simulated_radio(cells: in
 
 
 async def test_device_info_as_the_plugin_reads_it() -> None:
-    em = tdt.TdtEmulator(address="AA:C2:37:00:00:03", name="x", rng=random.Random(1),
+    em = TdtEmulator(address="AA:C2:37:00:00:03", name="x", rng=random.Random(1),
                          battery=BatteryModel(clock=lambda: 0.0, rng=random.Random(1)))
     radio = SimRadio()
     radio.add(em)
@@ -101,13 +102,13 @@ async def test_device_info_as_the_plugin_reads_it() -> None:
 
 def test_advertisement_is_the_captured_one_and_matches_the_tdt_plugin_only() -> None:
     adv = CAPTURE["advertisement"]
-    em = tdt.TdtEmulator(address=adv["address"], name=adv["local_name"])
+    em = TdtEmulator(address=adv["address"], name=adv["local_name"])
     ours = em.advertisement()
     assert ours.name == adv["local_name"]
     assert {str(k): v.hex() for k, v in ours.manufacturer_data.items()} == adv["manufacturer_data"]
     assert list(ours.service_uuids) == adv["service_uuids"]
     assert matching_plugins(em) == {"tdt"}
-    demo = tdt.TdtEmulator(address="5E:01:02:03:04:05", name="TDT-tdt1")
+    demo = TdtEmulator(address="5E:01:02:03:04:05", name="TDT-tdt1")
     assert demo.name.startswith("WTDH") and matching_plugins(demo) == {"tdt"}
     assert bms_supported(TdtPlugin, captured_advertisement(adv), adv["address"])
 
@@ -116,7 +117,7 @@ def test_advertisement_is_the_captured_one_and_matches_the_tdt_plugin_only() -> 
 @given(st.lists(st.binary(max_size=16) | st.sampled_from([tdt.request(c, h) for c in (0x8C, 0x8D, 0x92, 0x90)
                                                           for h in tdt.CMD_HEADS] + [tdt.UNLOCK]), max_size=20))
 def test_emulator_survives_any_host_writes(writes: list[bytes]) -> None:
-    em = tdt.TdtEmulator(address="5E:01:02:03:04:07", name="WTDH-f",
+    em = TdtEmulator(address="5E:01:02:03:04:07", name="WTDH-f",
                          battery=BatteryModel(clock=lambda: 0.0, rng=random.Random(5)))
     answered: list[bytes] = []
     em.notify = lambda frame, char_uuid=None, *, raw=False: answered.append(frame)  # type: ignore[method-assign]

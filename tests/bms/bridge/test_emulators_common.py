@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import pkgutil
 import random
 from types import ModuleType
 
 import pytest
 
 import bmslib.bms.bridge.emulators as emulators_pkg
-from bmslib.bms.bridge.emulators import ecoworthy, redodo, renogy, seplos, tdt
+from bmslib.bms.bridge.emulators.frames import ecoworthy, redodo, renogy, seplos, tdt
 from bmslib.registry import device_types
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator, Faults
@@ -31,8 +30,7 @@ REQUESTS: dict[str, tuple[str, bytes]] = {
 
 
 def modules() -> list[ModuleType]:
-    return [importlib.import_module(f"{emulators_pkg.__name__}.{m.name}")
-            for m in pkgutil.iter_modules(emulators_pkg.__path__) if not m.ispkg and not m.name.startswith("_")]
+    return [importlib.import_module(f"{emulators_pkg.__name__}.{name}") for name in REQUESTS]
 
 
 def demo_emulator(cls: type[Emulator], sim_id: str) -> Emulator:
@@ -44,7 +42,7 @@ def demo_emulator(cls: type[Emulator], sim_id: str) -> Emulator:
 
 def test_every_module_names_its_emulator_for_its_plugin() -> None:
     found = {m.__name__.rsplit(".", 1)[-1]: m for m in modules()}
-    assert set(found) == set(REQUESTS)
+    assert set(REQUESTS) <= set(emulators_pkg.discover())
     for name, module in found.items():
         cls = module.EMULATOR
         assert isinstance(cls, type) and issubclass(cls, Emulator)
@@ -57,7 +55,7 @@ def test_the_demo_device_is_claimed_by_its_plugin_only_and_by_no_native_type(mod
     em = demo_emulator(cls, f"{cls.type_name}1")
     assert matching_plugins(em) == {cls.type_name}
     adv = em.advertisement()
-    natives = [t.name for t in device_types().values()
+    natives = [t.name for t in device_types().values() if t.via == "native"
                if any(m.matches(address=em.address, name=adv.name, service_uuids=adv.service_uuids,
                                 manufacturer_data=adv.manufacturer_data) for m in t.matchers)]
     assert natives == []
