@@ -87,6 +87,33 @@ def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random, *,
                                 battery=battery, rng=rng)
 
 
+def simulated_device(radio: SimRadio, cfg: DeviceConfig, dtype: DeviceType) -> Emulator:
+    """The emulator of the ``sim:<id>`` device ``cfg`` on ``radio``: the one put there before (by a test),
+    else a new one of ``dtype`` (in its bank, when the address names one); the address's knobs set on it."""
+    assert cfg.sim_id is not None
+    emulator = radio.by_sim_id(cfg.sim_id)
+    if emulator is None:
+        if dtype.emulator is None:
+            raise ValueError(f"type {cfg.type} has no emulator for {cfg.address}")
+        bank = bank_name(cfg.sim_knobs)
+        emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id),
+                                 bank=radio.bank(bank) if bank is not None else None)
+        radio.add(emulator, sim_id=cfg.sim_id)
+    set_faults(emulator.faults, cfg.sim_knobs)
+    return emulator
+
+
+def simulated_radio(devices: Sequence[DeviceConfig], types: Mapping[str, DeviceType]) -> SimRadio:
+    """A simulated radio with the emulators of the ``sim:<id>`` devices among ``devices``, built as the App
+    builds them (``main.py scan --demo`` scans the demo's devices on it)."""
+    radio = SimRadio()
+    for cfg in devices:
+        dtype = types.get(cfg.type)
+        if cfg.sim_id is not None and dtype is not None and dtype.radio and dtype.emulator is not None:
+            simulated_device(radio, cfg, dtype)
+    return radio
+
+
 class App:
     """Runs the daemon for one :class:`AppConfig` until :meth:`request_stop` or the watchdog."""
 
@@ -151,15 +178,7 @@ class App:
         backend, address = self.backend, cfg.address
         if cfg.sim_id is not None and dtype.radio:
             radio = self._sim_radio()
-            emulator = radio.by_sim_id(cfg.sim_id)
-            if emulator is None:
-                if dtype.emulator is None:
-                    raise ValueError(f"type {cfg.type} has no emulator for {cfg.address}")
-                bank = bank_name(cfg.sim_knobs)
-                emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id),
-                                         bank=radio.bank(bank) if bank is not None else None)
-                radio.add(emulator, sim_id=cfg.sim_id)
-            set_faults(emulator.faults, cfg.sim_knobs)
+            emulator = simulated_device(radio, cfg, dtype)
             if self._sim_backend is None:
                 self._sim_backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
             backend = self._sim_backend

@@ -54,6 +54,7 @@ class DeviceType:
     radio: bool = True  # False: no Bluetooth at all (dummy)
     decoder: Decoder | None = None  # `decode` when the input is not notification chunks
     doc: TypeDoc | None = None  # its row in doc/BMSes.md; None: not listed there (e.g. a group)
+    via: str = "native"  # "native": batmon's own driver; "aiobmsble": an aiobmsble plugin run by the bridge
 
     def info(self) -> TypeInfo:
         return TypeInfo(name=self.name, switches=self.switches, accepts_pin=self.accepts_pin,
