@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bmslib.config import GROUP_TYPES
 from bmslib.config.original_types import RENAMED
+from bmslib.config.settings import AUTO_TYPE
 from bmslib.family import DeviceType, Family
 from bmslib.registry import families
 
@@ -55,8 +56,9 @@ def code(names: Sequence[str]) -> str:
 
 
 def schema_types(fams: Sequence[Family], indent: str) -> str:
-    names = [*type_names(fams), *GROUP_TYPES, *RENAMED]  # batmon-ha's names the loader reads as batmon's
-    return f"{indent}type: list({'|'.join(sorted(names))})\n"
+    # batmon-ha's names the loader reads as batmon's; auto: detected (the default: the entry may leave it out)
+    names = [*type_names(fams), *GROUP_TYPES, *RENAMED, AUTO_TYPE]
+    return f"{indent}type: list({'|'.join(sorted(names))})?\n"
 
 
 def type_table(fams: Sequence[Family], _indent: str) -> str:
