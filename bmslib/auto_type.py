@@ -128,8 +128,8 @@ class AutoDriver(Driver):
         set_type = "set `type:` to the device's type (`main.py scan` lists what it sees)"
         if heard is None:
             raise DeviceNotFoundError(self.config.address, f"type auto: no advertisement heard within "
-                                      f"{self.listen_time:g} s, so its type is not known yet; is it in range "
-                                      f"and not connected to another app? Retrying; or {set_type}")
+                                      f"{self.listen_time:g} s (out of range, or connected to another app?); "
+                                      f"the type is detected once it is heard, or {set_type}")
         name = heard.name or "no name"
         if found.ambiguous:
             raise DetectionError(self.config.address, f"type auto: its advertisement ({name}) fits several BMS "

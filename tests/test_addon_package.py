@@ -33,6 +33,7 @@ import yaml
 import bmslib
 from bmslib.config import DEVICE_OPTIONS, GROUP_TYPES, OPTION_DEFAULTS, OPTIONS, Option, parse_config
 from bmslib.config.original_types import RENAMED
+from bmslib.config.settings import AUTO_TYPE
 from bmslib.errors import ConfigError
 from bmslib.registry import device_types, type_infos
 from tests.mqtt_broker import Broker, Watcher
@@ -260,7 +261,9 @@ def test_type_choices_are_the_registry_and_the_groups(manifest: dict[str, Any]) 
     t = parse_type(manifest["schema"]["devices"][0]["type"])
     assert t.base == "list"
     # and batmon-ha's names the loader reads as one of batmon's types (each of them a registry type)
-    assert set(t.choices) == set(device_types()) | set(GROUP_TYPES) | set(RENAMED)
+    # and auto: detected from the advertisement (also when left out, so the entry is optional)
+    assert set(t.choices) == set(device_types()) | set(GROUP_TYPES) | set(RENAMED) | {AUTO_TYPE}
+    assert t.optional
     assert set(RENAMED.values()) <= set(device_types())
     assert list(t.choices) == sorted(t.choices)
 
