@@ -11,11 +11,15 @@ import pytest
 
 from bmslib import auto_type
 from bmslib.app import App
+from bmslib.auto_type import AutoDriver, DetectionError
 from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.bms.jk.emulator import JkEmulator
 from bmslib.config import ConfigError
+from bmslib.detection import Detector
+from bmslib.family import DeviceType, Family
+from bmslib.protocol.base import AdvertisementMatcher
 from bmslib.sim.radio import SimRadio
-from tests.sim_helpers import add_emulator, app_running
+from tests.sim_helpers import add_emulator, app_running, backend_of, device_config, make_driver
 from tests.test_app import RecordingSink, config
 
 
@@ -81,3 +85,27 @@ def test_auto_in_the_config() -> None:
         config([{"address": "AA:BB:CC:DD:EE:01", "type": "auto", "algorithm": "soc 90% 80%"}])
     assert any(p.startswith("devices[0].algorithm: needs a device with a charge switch, known only once the type "
                             "is detected") for p in err.value.problems)
+
+
+async def test_an_advertisement_of_several_families_names_them_and_picks_none() -> None:
+    """AutoDriver on its own, with a registry where two families' matchers take the same advertisement."""
+
+    def kind(name: str, via: str) -> DeviceType:
+        return DeviceType(name, name, make_driver, frozenset(), matchers=(AdvertisementMatcher(local_name="TWIN-*"),),
+                          via=via)  # the driver is never built: no type is picked
+
+    radio = SimRadio()
+    em = add_emulator(radio, JbdEmulator, "t1", name="TWIN-1")
+    detector = Detector([Family("one", "One", (kind("one", "native"),)),
+                         Family("bridge", "aiobmsble", (kind("other", "aiobmsble"),))])
+    driver = AutoDriver(device_config("auto", "sim:t1", "t1"), address=em.address, backend=backend_of(radio),
+                        log=logging.LoggerAdapter(logging.getLogger("test.auto"), {}), detector=detector,
+                        listen_time=1.0)
+    try:
+        with pytest.raises(DetectionError) as err:
+            await driver.prepare()
+        assert err.value.reason == ("type auto: its advertisement (TWIN-1) fits several BMS types (one, other); "
+                                    "set `type:` to the one it is")
+        assert driver.inner is None and not driver.is_connected and driver.offered_switches == frozenset()
+    finally:
+        await radio.aclose()
