@@ -56,7 +56,7 @@ def classify(address: str, name: str | None, service_uuids: Sequence[str], manuf
     for t in types.values():
         for m in t.matchers:
             if m.matches(address=address, name=name, service_uuids=service_uuids,
-                         manufacturer_data=manufacturer_data, service_data=service_data):
+                         manufacturer_data=manufacturer_data, service_data_uuids=tuple(service_data or ())):
                 if t.name not in found:
                     found.append(t.name)
                 if m.note and m.note not in notes:
