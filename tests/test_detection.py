@@ -222,3 +222,17 @@ def test_scan_demo_json_detects_the_demo_devices_as_the_types_they_simulate(dete
     simulated = {t.name for t in detector.types.values() if t.emulator is not None and t.in_demo}
     assert simulated <= {line["simulated_as"] for line in lines}  # every demo type was heard
     assert rate >= 0.9
+
+
+def test_victron_advertisement_captures_are_detected_as_victron(detector: Detector) -> None:
+    """The native advertisement captures in the project's own vectors (tests/vectors/*.json, provenance in each
+    entry): Victron's Instant Readout manufacturer data (company 0x02E1)."""
+    checked = 0
+    for path in sorted((ROOT / "tests" / "vectors").glob("*.json")):
+        for entry in json.loads(path.read_text()):
+            if not str(entry.get("frame_type", "")).startswith("manufacturer data"):
+                continue
+            found = detector.detect(address="", name=None, manufacturer_data={0x02E1: bytes.fromhex(entry["frame"])})
+            assert found.type == path.stem, (entry["source"], found)
+            checked += 1
+    assert checked >= 2
