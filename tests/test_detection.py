@@ -12,6 +12,7 @@ Each ``<plugin>_bms.json`` holds advertisements of that aiobmsble plugin's BMS. 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -23,11 +24,16 @@ from typing import Any
 
 import pytest
 
+from bmslib.ble.scan import classify, scan
+from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.config.original_types import AIOBMSBLE_NATIVE
 from bmslib.detection import BRIDGE_SUFFIX, Detection, Detector
 from bmslib.family import DeviceType, Family
 from bmslib.protocol.base import AdvertisementMatcher
-from bmslib.registry import families
+from bmslib.registry import device_types, families
+from bmslib.sim.emulator import Advertisement as SimAdvertisement
+from bmslib.sim.radio import SimRadio
+from tests.sim_helpers import add_emulator, backend_of, make_driver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -236,3 +242,28 @@ def test_victron_advertisement_captures_are_detected_as_victron(detector: Detect
             assert found.type == path.stem, (entry["source"], found)
             checked += 1
     assert checked >= 2
+
+
+class _ServiceDataJbd(JbdEmulator):
+    """A JBD emulator that also advertises service data (as some aiobmsble-only BMSes do)."""
+
+    def advertisement(self) -> SimAdvertisement:
+        return dataclasses.replace(super().advertisement(), name="TB-1",
+                                   service_data={"00003333-0000-1000-8000-00805f9b34fb": b"\x01"})
+
+
+async def test_a_scan_hands_service_data_to_the_matchers() -> None:
+    """Simulated advertisements carry service data like real ones, and scan's results keep it: a matcher that
+    needs service data (Epoch Pro's, through the bridge) sees it."""
+    radio = SimRadio()
+    em = add_emulator(radio, _ServiceDataJbd, "sd1")
+    try:
+        results = await scan(backend_of(radio), device_types(), timeout=1.5)
+    finally:
+        await radio.aclose()
+    (result,) = [r for r in results if r.address == em.address]
+    assert result.service_data == {"00003333-0000-1000-8000-00805f9b34fb": b"\x01"}
+    matcher = AdvertisementMatcher(service_data_uuid="00003333-0000-1000-8000-00805f9b34fb")
+    types = {"sd": DeviceType("sd", "sd", make_driver, frozenset(), matchers=(matcher,))}
+    assert classify(result.address, result.name, result.service_uuids, result.manufacturer_data, types,
+                    result.service_data) == (("sd",), ())
