@@ -34,7 +34,7 @@ from bmslib.ble.aiobmsble_seam import Route, routed
 from bmslib.ble.backend import BleBackend
 from bmslib.ble.radio_errors import RADIO_ERRORS, connect_error, gatt_error
 from bmslib.ble.transport import FoundDevice, find_device
-from bmslib.errors import BmsConnectError, BmsError, BmsTimeoutError, FrameError
+from bmslib.errors import BmsAuthError, BmsConnectError, BmsError, BmsTimeoutError, FrameError
 
 _SUFFIX = "_bms"
 #: aiobmsble's example plugin, which reads no real device
@@ -199,6 +199,19 @@ class PluginRunner:
         self.found = await find_device(self.matcher, backend=self.backend, adapter=self.adapter,
                                        scan_timeout=self.scan_timeout)
 
+    def _logger_name(self) -> str:
+        """The plugin logs under the device's logger (``<device logger>.aiobmsble``), so ``debug: true`` on the
+        device shows its frames. With a password it logs at INFO at most: its debug lines carry the bytes it
+        sends, the password among them, and secrets never reach a log."""
+        name = f"{self.log.logger.name}.aiobmsble" if self.log is not None else f"batmon.aiobmsble.{self.address}"
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.NOTSET)  # the device's level
+        if self._secret and logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+            if self.log is not None:
+                self.log.info("aiobmsble's debug lines are off for this device: they would show the pin")
+        return name
+
     def _plugin(self) -> BaseBMS:
         if self._bms is None:
             assert self.found is not None
@@ -207,14 +220,14 @@ class PluginRunner:
             if "adv_data" in inspect.signature(self.cls.__init__).parameters:  # a plugin taking the advertisement
                 kwargs["adv_data"] = self.found.advertisement
             with routed(self._route()):
-                self._bms = self.cls(self.found.device, config, **kwargs)
+                self._bms = self.cls(self.found.device, config, logger_name=self._logger_name(), **kwargs)
         return self._bms
 
     async def connect(self) -> None:
         """Find the device (first time) and let the plugin connect; a no-op when connected.
 
-        Raises DeviceNotFoundError, BluetoothUnavailableError or BmsConnectError (refused, timed out, the
-        plugin's set-up failed).
+        Raises DeviceNotFoundError, BluetoothUnavailableError, BmsAuthError (the BMS refused the password) or
+        BmsConnectError (refused, timed out, the plugin's set-up failed).
         """
         await self.locate()
         try:
@@ -227,6 +240,9 @@ class PluginRunner:
         except TimeoutError as exc:
             await self._forget()
             raise BmsConnectError(self.address, f"connect timed out after {self.connect_timeout:g} s") from exc
+        except PermissionError as exc:  # aiobmsble's "Incorrect secret." (an OSError: before the radio's errors)
+            await self._forget()
+            raise BmsAuthError(f"{self.address}: the BMS refused the pin ({exc})") from exc
         except RADIO_ERRORS as exc:
             await self._forget()
             raise connect_error(exc, self.address) from exc

@@ -10,13 +10,17 @@ only the bridge reads from :mod:`bmslib.bms.bridge.emulators`.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from bmslib.ble.aiobmsble_plugins import Plugin, PluginMatcher, catalog
 from bmslib.bms.bridge.driver import BridgeDriver
-from bmslib.bms.bridge.emulators import emulators
+from bmslib.bms.bridge.emulators import discover
 from bmslib.config.original_types import AIOBMSBLE_NATIVE
 from bmslib.family import DeviceType, Family, TypeDoc
 from bmslib.protocol.base import AdvertisementMatcher
+
+if TYPE_CHECKING:
+    from bmslib.sim.emulator import Emulator
 
 VIA = "aiobmsble"
 #: the types named first where a list shows only a few (the most requested BMSes batmon has no driver for)
@@ -50,7 +54,7 @@ def advertisement_matcher(m: PluginMatcher) -> AdvertisementMatcher:
                                 oui=m.oui or None, service_data_uuid=m.service_data_uuid)
 
 
-def _device_type(plugin: Plugin, emulators_by_plugin: dict[str, type]) -> DeviceType:
+def _device_type(plugin: Plugin, emulators_by_plugin: dict[str, type[Emulator]]) -> DeviceType:
     name = type_name(plugin.name)
     native = AIOBMSBLE_NATIVE.get(plugin.name)
     what = f"{plugin.manufacturer} {plugin.model}".strip()
@@ -68,7 +72,7 @@ def _device_type(plugin: Plugin, emulators_by_plugin: dict[str, type]) -> Device
 
 
 def family() -> Family:
-    found = emulators()
+    found = discover()
     plugins = catalog()
     # the most requested first (for lists naming a few), the others only the bridge reads, then the `_ble` ones
     ordered = sorted(plugins, key=lambda p: (p.name not in _FIRST, _FIRST.index(p.name) if p.name in _FIRST else 0,

@@ -62,7 +62,10 @@ def _bad(key: str, value: object, want: str) -> FrameError:
 def _number(key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad(key, value, "a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond any float
+        raise _bad(key, value, "a number in range") from None
 
 
 def _flag(key: str, value: object) -> bool:

@@ -7,6 +7,7 @@ typed errors.
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -75,3 +76,35 @@ async def test_a_device_dropping_the_link_mid_reply_is_a_typed_error(radio: SimR
         await drv.read()
     assert isinstance(info.value, BmsDisconnectedError | BmsTimeoutError | BmsConnectError)
     await drv.disconnect()
+
+
+async def test_the_pin_never_reaches_the_log_even_with_debug(radio: SimRadio, caplog: pytest.LogCaptureFixture) -> None:
+    pin = "Zq7xK2"
+    em = add_emulator(radio, JbdEmulator, battery=frozen_battery(8, 1.0))
+    drv = make_driver("jbd_ble", radio, em, pin=pin, debug=True)
+    drv.log.logger.setLevel(logging.DEBUG)  # as the App does for `debug: true`
+    with caplog.at_level(logging.DEBUG):
+        try:
+            await drv.connect()
+            await drv.read()
+        except BmsError:
+            pass  # whether the emulator takes aiobmsble's handshake is not the point here
+        finally:
+            await drv.disconnect()
+    assert any(pin.encode() in data for _, data in em.writes)  # the plugin did send it
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for shown in (pin, pin.encode().hex(), pin.encode().hex(" ")):
+        assert shown not in text
+    assert "debug lines are off for this device" in text
+
+
+async def test_without_a_pin_debug_shows_the_plugins_frames(radio: SimRadio, caplog: pytest.LogCaptureFixture) -> None:
+    em = add_emulator(radio, JbdEmulator, "dev2", battery=frozen_battery(9, 1.0))
+    drv = make_driver("jbd_ble", radio, em, alias="dev2")
+    drv.log.logger.setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG):
+        await drv.connect()
+        await drv.read()
+        await drv.disconnect()
+    plugin_lines = [r for r in caplog.records if r.name == f"{drv.log.logger.name}.aiobmsble"]
+    assert any("TX BLE req" in r.getMessage() for r in plugin_lines)

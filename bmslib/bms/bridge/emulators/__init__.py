@@ -1,7 +1,7 @@
 """Emulators of devices only the bridge reads: one module per aiobmsble plugin, ``<plugin>.py``.
 
 Each module speaks the device side of its plugin's protocol (written from real captures, with their provenance)
-and ends with ``EMULATOR: type[Emulator] = <its class>``. :func:`emulators` finds them (nothing is imported
+and ends with ``EMULATOR: type[Emulator] = <its class>``. :func:`discover` finds them (nothing is imported
 before it is called); the bridge family attaches each to its type, which is then part of ``--demo``.
 """
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from bmslib.sim.emulator import Emulator
 
 
-def emulators() -> dict[str, type[Emulator]]:
+def discover() -> dict[str, type[Emulator]]:
     """Plugin name -> its emulator class, for every module of this package.
 
     Raises TypeError naming a module without an ``EMULATOR`` class (a module half written must not pass
