@@ -212,12 +212,15 @@ def type_list(fams: Sequence[Family]) -> list[dict[str, Any]]:
     reads and switches, and which secrets it takes; then the group types."""
     listed: list[dict[str, Any]] = [
         {"name": t.name, "family": f.name, "via": t.via, "description": t.description,
-         "reads": t.doc.devices if t.doc is not None else t.description, "switches": sorted(t.switches),
+         "devices": t.doc.devices if t.doc is not None else t.description,
+         # what is read: listed for the bridge's types; a native family's page says it value by value
+         "reads": [r.strip() for r in t.doc.reads.split(",")] if t.doc is not None and t.doc.reads else None,
+         "doc": f"doc/bms/{f.doc_page}.md" if f.doc_page else None, "switches": sorted(t.switches),
          "accepts_pin": t.accepts_pin, "accepts_key": t.accepts_key, "simulated": t.emulator is not None}
         for f in fams for t in f.types]
     listed += [{"name": name, "family": "group", "via": "native", "description": f"{mode} group of configured devices",
-                "reads": "its members' samples, combined", "switches": ["charge", "discharge"],
-                "accepts_pin": False, "accepts_key": False, "simulated": False}
+                "devices": "configured devices, combined", "reads": None, "doc": "doc/Groups.md",
+                "switches": ["charge", "discharge"], "accepts_pin": False, "accepts_key": False, "simulated": False}
                for name, mode in GROUP_MODES.items()]
     return listed
 

@@ -40,8 +40,11 @@ def test_every_type_is_listed_with_what_it_is(listed: list[dict[str, Any]]) -> N
     by_name = {entry["name"]: entry for entry in listed}
     assert len(by_name) == len(listed)
     for entry in listed:
-        assert {"name", "family", "via", "reads", "switches", "accepts_pin", "accepts_key"} <= set(entry), entry
-        assert entry["via"] in ("native", "aiobmsble") and entry["reads"].strip()
+        assert {"name", "family", "via", "devices", "reads", "switches", "accepts_pin", "accepts_key"} <= set(entry)
+        assert entry["via"] in ("native", "aiobmsble") and entry["devices"].strip()
+        assert entry["doc"] is None or (ROOT / entry["doc"]).is_file(), entry
+        if entry["via"] == "aiobmsble":  # the bridge lists what each plugin reads
+            assert entry["reads"] and "voltage" in entry["reads"], entry
         assert entry["switches"] == sorted(entry["switches"])
     for name, t in types.items():
         assert by_name[name]["via"] == t.via and set(by_name[name]["switches"]) == t.switches
