@@ -44,7 +44,7 @@ def test_every_type_is_listed_with_what_it_is(listed: list[dict[str, Any]]) -> N
         assert entry["via"] in ("native", "aiobmsble") and entry["devices"].strip()
         assert entry["doc"] is None or (ROOT / entry["doc"]).is_file(), entry
         if entry["via"] == "aiobmsble":  # the bridge lists what each plugin reads
-            assert entry["reads"] and "voltage" in entry["reads"], entry
+            assert entry["reads"] and all(r.strip() for r in entry["reads"]), entry
         assert entry["switches"] == sorted(entry["switches"])
     for name, t in types.items():
         assert by_name[name]["via"] == t.via and set(by_name[name]["switches"]) == t.switches
