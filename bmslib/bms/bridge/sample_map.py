@@ -3,7 +3,8 @@
 Pure code (no aiobmsble import, no I/O). aiobmsble counts current and power positive while **charging**;
 batmon's model counts them positive while discharging, so both change sign here. What the plugin does not
 report stays unset (``None`` in the sample). Values of the wrong type raise :class:`~bmslib.errors.FrameError`
-naming the key; nothing else is raised.
+naming the key, and so does a sample without any measurement (voltage, current, power, SoC, charge, cells or
+temperatures); nothing else is raised.
 
 =====================================  ==========================================================
 aiobmsble                               batmon
@@ -53,6 +54,9 @@ _NUMBERS: tuple[tuple[str, str, float], ...] = (
     ("total_charge", "total_charge_net", 1.0),
 )
 _SWITCHES = (("chrg_mosfet", "charge"), ("dischrg_mosfet", "discharge"))
+#: a reading needs one of these: a measurement of the battery
+_MEASURED = frozenset({"voltage", "current", "power", "soc", "charge", "cell_voltages", "temperatures",
+                       "mos_temperature"})
 
 
 def _bad(key: str, value: object, want: str) -> FrameError:
@@ -155,7 +159,7 @@ def reading(sample: Mapping[str, Any]) -> Reading:
         extra["pack_count"] = _count("pack_count", v)
     if extra:
         r["extra"] = extra
-    if not r:
+    if _MEASURED.isdisjoint(r):  # a flag or a counter alone says nothing about the battery
         raise FrameError(f"aiobmsble's sample has no value batmon reads (keys: {', '.join(sorted(sample))[:200]})")
     out: Reading = r  # type: ignore[assignment]
     return out

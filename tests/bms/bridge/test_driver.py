@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 
 import pytest
+from aiobmsble.bms.jbd_bms import BMS as JbdPlugin
+from bleak.exc import BleakError
 
 from bmslib.ble.aiobmsble_plugins import PluginRunner
 from bmslib.bms.jbd.emulator import JbdEmulator
-from bmslib.errors import BmsConnectError, BmsDisconnectedError, BmsError, BmsTimeoutError, DeviceNotFoundError
+from bmslib.errors import (
+    BmsConnectError,
+    BmsDisconnectedError,
+    BmsError,
+    BmsTimeoutError,
+    DeviceNotFoundError,
+    FrameError,
+    GattError,
+)
 from bmslib.model import Sample
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
@@ -108,3 +119,55 @@ async def test_without_a_pin_debug_shows_the_plugins_frames(radio: SimRadio, cap
         await drv.disconnect()
     plugin_lines = [r for r in caplog.records if r.name == f"{drv.log.logger.name}.aiobmsble"]
     assert any("TX BLE req" in r.getMessage() for r in plugin_lines)
+
+
+async def test_without_keep_alive_the_runner_closes_the_link_after_each_update(radio: SimRadio) -> None:
+    em = add_emulator(radio, JbdEmulator, battery=frozen_battery(10, 2.0))
+    runner = PluginRunner(em.address, backend=backend_of(radio), plugin="jbd", keep_alive=False)
+    for _ in range(2):
+        sample = await runner.update()
+        assert sample["voltage"] == pytest.approx(em.battery.voltage, abs=0.011)
+        assert not runner.is_connected
+    assert em.connections == 2
+
+
+@pytest.mark.parametrize(("failure", "error", "text"), [
+    (KeyError("cell_voltages"), FrameError, "jbd plugin failed: KeyError"),
+    (struct.error("unpack requires a buffer of 4 bytes"), FrameError, "jbd plugin failed: error"),
+    (ZeroDivisionError("division by zero"), FrameError, "jbd plugin failed: ZeroDivisionError"),
+    (TimeoutError(), BmsTimeoutError, "got no valid reply"),
+    (BleakError("Not connected"), GattError, "read failed: Not connected"),
+    (EOFError(), GattError, "read failed: EOFError"),
+])
+async def test_whatever_the_plugin_raises_leaves_as_a_typed_error(
+        radio: SimRadio, monkeypatch: pytest.MonkeyPatch, failure: Exception, error: type[BmsError],
+        text: str) -> None:
+    em = add_emulator(radio, JbdEmulator, battery=frozen_battery(11, 2.0))
+    drv = make_driver("jbd_ble", radio, em)
+    await drv.connect()
+
+    async def fails(_self: object) -> dict[str, object]:
+        raise failure
+
+    monkeypatch.setattr(JbdPlugin, "_async_update", fails)  # the plugin's decoder failing on the device's data
+    with pytest.raises(error, match=text):
+        await drv.read()
+    monkeypatch.undo()
+    assert (await drv.read())["voltage"] > 0  # the next read works again
+    await drv.disconnect()
+
+
+@pytest.mark.parametrize("returned", [{}, {"cell_count": 0}])
+async def test_an_empty_sample_is_a_frame_error(radio: SimRadio, monkeypatch: pytest.MonkeyPatch,
+                                                returned: dict[str, object]) -> None:
+    em = add_emulator(radio, JbdEmulator, battery=frozen_battery(12, 2.0))
+    drv = make_driver("jbd_ble", radio, em)
+
+    async def nothing(_self: object) -> dict[str, object]:
+        return dict(returned)
+
+    monkeypatch.setattr(JbdPlugin, "_async_update", nothing)
+    await drv.connect()
+    with pytest.raises(FrameError, match="aiobmsble's"):
+        await drv.read()
+    await drv.disconnect()

@@ -76,7 +76,7 @@ def test_temperature_without_probes_is_one_probe() -> None:
 @pytest.mark.parametrize("values", [
     {}, {"cell_count": 4}, {"voltage": "13.2"}, {"voltage": True}, {"cycles": 1.5}, {"cell_voltages": 3.3},
     {"chrg_mosfet": 2}, {"battery_mode": 7}, {"temp_values": ["hot"]}, {"problem_code": -0.5},
-    {"voltage": 10**400}])
+    {"voltage": 10**400}, {"problem": False, "cycles": 3}, {"chrg_mosfet": True}])
 def test_what_cannot_be_read_is_the_typed_error(values: dict[str, Any]) -> None:
     with pytest.raises(FrameError, match="aiobmsble's sample"):
         reading(values)
