@@ -1,4 +1,4 @@
-"""batmon entry point: ``python3 main.py [run|scan|decode] ...`` (see ``--help``).
+"""batmon entry point: ``python3 main.py [run|scan|decode|types] ...`` (see ``--help``).
 
 Here the sinks are wired in: the App gets their factories and builds the ones its options ask for.
 """

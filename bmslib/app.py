@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import random
 import shutil
@@ -20,9 +22,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from bmslib.algorithm import DEFAULT_CALIBRATION_DAYS, AlgorithmRunner, parse_algorithm
+from bmslib.auto_type import AutoDriver
 from bmslib.ble.backend import BleBackend
 from bmslib.commands import CommandQueue, SwitchCommand
-from bmslib.config.settings import GROUP_MODES, AppConfig, DeviceConfig
+from bmslib.config.settings import AUTO_TYPE, GROUP_MODES, AppConfig, DeviceConfig
+from bmslib.detection import Detector
 from bmslib.device import DeviceStatus
 from bmslib.drivers.base import Driver
 from bmslib.family import DeviceType
@@ -32,7 +36,7 @@ from bmslib.meters import METER_FILE, MeterBook, max_gap
 from bmslib.model import OutputSign, Sample
 from bmslib.publishing import METER_PUBLISH_PERIOD, Decision, DevicePublisher, expiry_warning, value_expiry
 from bmslib.read_slot import ReadSlot, slot_lease
-from bmslib.registry import device_types
+from bmslib.registry import device_types, families
 from bmslib.sampler import DeviceSampler, SamplerPolicy, UnavailableQueue
 from bmslib.sim.bank import ParallelBank, cell_resistance
 from bmslib.sim.battery import BatteryModel, sine_load
@@ -87,6 +91,33 @@ def make_emulator(device_type: DeviceType, sim_id: str, rng: random.Random, *,
                                 battery=battery, rng=rng)
 
 
+def simulated_device(radio: SimRadio, cfg: DeviceConfig, dtype: DeviceType) -> Emulator:
+    """The emulator of the ``sim:<id>`` device ``cfg`` on ``radio``: the one put there before (by a test),
+    else a new one of ``dtype`` (in its bank, when the address names one); the address's knobs set on it."""
+    assert cfg.sim_id is not None
+    emulator = radio.by_sim_id(cfg.sim_id)
+    if emulator is None:
+        if dtype.emulator is None:
+            raise ValueError(f"type {cfg.type} has no emulator for {cfg.address}")
+        bank = bank_name(cfg.sim_knobs)
+        emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id),
+                                 bank=radio.bank(bank) if bank is not None else None)
+        radio.add(emulator, sim_id=cfg.sim_id)
+    set_faults(emulator.faults, cfg.sim_knobs)
+    return emulator
+
+
+def simulated_radio(devices: Sequence[DeviceConfig], types: Mapping[str, DeviceType]) -> SimRadio:
+    """A simulated radio with the emulators of the ``sim:<id>`` devices among ``devices``, built as the App
+    builds them (``main.py scan --demo`` scans the demo's devices on it)."""
+    radio = SimRadio()
+    for cfg in devices:
+        dtype = types.get(cfg.type)
+        if cfg.sim_id is not None and dtype is not None and dtype.radio and dtype.emulator is not None:
+            simulated_device(radio, cfg, dtype)
+    return radio
+
+
 class App:
     """Runs the daemon for one :class:`AppConfig` until :meth:`request_stop` or the watchdog."""
 
@@ -97,6 +128,7 @@ class App:
                  save_interval: float = STATE_SAVE_PERIOD, meter_period: float = METER_PUBLISH_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
+        self.detector: Detector | None = None  # for type: auto (built when a device needs it)
         self.backend = backend or BleBackend()
         self.radio = radio
         self._sim_backend: BleBackend | None = None  # one for all simulated devices: they share its scanners
@@ -146,25 +178,25 @@ class App:
         return self.radio
 
     def _add_device(self, cfg: DeviceConfig) -> None:
-        dtype = self.types[cfg.type]
+        auto = cfg.type == AUTO_TYPE
+        dtype = self._auto_type() if auto else self.types[cfg.type]
         log = device_logger(cfg.alias, cfg.debug or self.config.verbose_log)
         backend, address = self.backend, cfg.address
         if cfg.sim_id is not None and dtype.radio:
             radio = self._sim_radio()
-            emulator = radio.by_sim_id(cfg.sim_id)
-            if emulator is None:
-                if dtype.emulator is None:
-                    raise ValueError(f"type {cfg.type} has no emulator for {cfg.address}")
-                bank = bank_name(cfg.sim_knobs)
-                emulator = make_emulator(dtype, cfg.sim_id, random.Random(cfg.sim_id),
-                                         bank=radio.bank(bank) if bank is not None else None)
-                radio.add(emulator, sim_id=cfg.sim_id)
-            set_faults(emulator.faults, cfg.sim_knobs)
+            if auto:  # the emulator put on the radio (by a test), else one no device answers for
+                emulator = radio.by_sim_id(cfg.sim_id)
+                address = emulator.address if emulator is not None else sim_address(cfg.sim_id)
+            else:
+                address = simulated_device(radio, cfg, dtype).address
             if self._sim_backend is None:
                 self._sim_backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
             backend = self._sim_backend
-            address = emulator.address
-        driver = dtype.driver(cfg, address=address, backend=backend, log=log)
+        if auto:
+            driver: Driver = AutoDriver(cfg, address=address, backend=backend, log=log, detector=self._detector(),
+                                        on_detected=functools.partial(self._detected, cfg.alias))
+        else:
+            driver = dtype.driver(cfg, address=address, backend=backend, log=log)
         status = DeviceStatus(alias=cfg.alias, type=cfg.type, address=cfg.address, switches=dtype.switches,
                               ble_address=address if dtype.radio else None)
         keep_alive = cfg.keep_alive if cfg.keep_alive is not None else self.config.keep_alive
@@ -174,6 +206,24 @@ class App:
         sampler = DeviceSampler(driver, status, policy, log=log, connect_lock=self.connect_lock,
                                 read_slot=self.read_slot if dtype.radio else None)
         self.devices[cfg.alias] = DeviceRuntime(cfg, dtype, status, driver, sampler, self._publisher())
+
+    def _auto_type(self) -> DeviceType:
+        """The stand-in type of a ``type: auto`` device until its type is detected."""
+        return DeviceType(AUTO_TYPE, "detected from the advertisement", AutoDriver, frozenset(), in_demo=False)
+
+    def _detector(self) -> Detector:
+        if self.detector is None:
+            # the registry's families, with the App's types (a test may give drivers of its own)
+            self.detector = Detector([dataclasses.replace(f, types=tuple(self.types.get(t.name, t) for t in f.types))
+                                      for f in families()])
+        return self.detector
+
+    def _detected(self, alias: str, dtype: DeviceType, driver: Driver) -> None:
+        """A ``type: auto`` device's type is known: it runs as that type from now on."""
+        rt = self.devices[alias]
+        rt.type = dtype
+        rt.status.type = dtype.name
+        rt.sampler.policy = dataclasses.replace(rt.sampler.policy, read_timeout=driver.read_timeout)
 
     def _add_group(self, cfg: DeviceConfig) -> None:
         """A group: a device without radio whose reads combine its members' latest samples."""

@@ -1,4 +1,4 @@
-"""Command line: run the daemon, ``scan`` for devices, ``decode`` captured chunks."""
+"""Command line: run the daemon, ``scan`` for devices, ``decode`` captured chunks, list the ``types``."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from bmslib import __version__
 from bmslib.algorithm import validate_algorithm
 from bmslib.config import DEFAULT_SEARCH, AppConfig, load_config, parse_config, read_options_file
+from bmslib.config.settings import GROUP_MODES
 from bmslib.errors import BluetoothUnavailableError, BmsConnectError, BmsError, ConfigError
-from bmslib.family import DeviceType
+from bmslib.family import DeviceType, Family
 from bmslib.registry import device_types, type_infos
 
 if TYPE_CHECKING:
@@ -75,10 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--save-interval", metavar="S", type=float, default=30.0,
                             help="seconds between two saves of the energy meters (default 30)")
 
-    scan = sub.add_parser("scan", help="list BLE devices and the device type each looks like")
+    scan = sub.add_parser("scan", help="list BLE devices and the device type detected from each advertisement",
+                          description="List the BLE devices heard and the device type detected from each one's "
+                          "advertisement (what `type: auto` would use): a type, 'ambiguous: a|b' when it fits "
+                          "BMSes of several families (then set `type:` yourself), or '-'.")
     scan.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to scan (default 10)")
     scan.add_argument("--adapter", metavar="hciN", help="Bluetooth adapter to scan with")
-    scan.add_argument("--demo", action="store_true", help="scan the simulated demo devices")
+    scan.add_argument("--demo", action="store_true", help="scan the demo's simulated devices (those of "
+                      "`main.py --demo`)")
+    scan.add_argument("--json", action="store_true", help="one JSON object per line and device: address, name, "
+                      "rssi, type (null when none), candidates (when ambiguous), simulated_as (the type a "
+                      "simulated device emulates)")
+
+    sub.add_parser("types", help="print every device type as JSON: family, via (native or aiobmsble), what it "
+                   "reads, switches, PIN/key")
 
     dec = sub.add_parser("decode", help="decode notification chunks (hex) of a device type; prints JSON")
     dec.add_argument("--type", required=True, dest="type_name", help="device type, e.g. jbd")
@@ -106,7 +117,9 @@ def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFact
     if command == "decode":
         return cmd_decode(args.type_name, args.hex, key=args.key)
     if command == "scan":
-        return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo))
+        return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo, as_json=args.json))
+    if command == "types":
+        return cmd_types()
     return cmd_run(config_path=args.config, demo=args.demo, state_dir=args.state_dir, verbose=args.verbose,
                    save_interval=args.save_interval, sink_factories=sink_factories)
 
@@ -139,24 +152,25 @@ def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = N
 
 # --- scan -------------------------------------------------------------------------------------------
 
-async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
-    from bmslib.app import make_emulator  # noqa: PLC0415
+async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool, as_json: bool = False) -> int:
+    """List the devices heard, each with the type detected from its advertisement (:mod:`bmslib.detection`);
+    ``demo``: the demo's simulated devices (as ``main.py --demo`` builds them), each with the type it emulates."""
+    from bmslib.app import simulated_radio  # noqa: PLC0415  (keeps `main.py --help` fast)
     from bmslib.ble.backend import BleBackend  # noqa: PLC0415
     from bmslib.ble.scan import scan  # noqa: PLC0415
-    from bmslib.sim.radio import SimRadio  # noqa: PLC0415
+    from bmslib.detection import Detector  # noqa: PLC0415
+    from bmslib.registry import families  # noqa: PLC0415
 
-    types = device_types()
+    detector = Detector(families())
+    types = detector.types
     backend = BleBackend()
     radio = None
+    simulated: dict[str, str] = {}  # emulator MAC -> the type it emulates
     if demo:
-        import random  # noqa: PLC0415
-
-        radio = SimRadio()
-        for dev in demo_devices(types):
-            t = types.get(dev["type"])  # groups have no type entry and no emulator
-            if t is not None and t.emulator is not None:
-                sim_id = dev["address"].removeprefix("sim:").partition("?")[0]  # the knobs do not matter here
-                radio.add(make_emulator(t, sim_id, random.Random(sim_id)), sim_id=sim_id)
+        config = parse_config({"devices": demo_devices(types)}, source="built-in demo", env={},
+                              types=type_infos(types), validate_algorithm=validate_algorithm)
+        radio = simulated_radio(config.devices, types)
+        simulated = {em.address.upper(): em.type_name for em in radio.emulators}
         backend = BleBackend(radio.client_backend(), radio.scanner_backend(), simulated=True)
     try:
         results = await scan(backend, types, timeout=timeout, adapter=adapter)
@@ -168,11 +182,53 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
     finally:
         if radio is not None:
             await radio.aclose()
-    print(f"{'address':<17}  {'rssi':>8}  {'name':<24}  looks like")
+    if as_json:
+        for r in results:
+            found = detector.resolve(r.types, r.notes)
+            line: dict[str, Any] = {"address": r.address, "name": r.name, "rssi": r.rssi, "type": found.type}
+            if found.ambiguous:
+                line["candidates"] = list(found.candidates)
+            if r.address.upper() in simulated:
+                line["simulated_as"] = simulated[r.address.upper()]
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+        return 0
+    print(f"{'address':<17}  {'rssi':>8}  {'name':<24}  type")
     for r in results:
-        print(r.describe())
+        found = detector.resolve(r.types, r.notes)
+        rssi = f"{r.rssi:>4d} dBm" if r.rssi is not None else "   ? dBm"
+        note = f"  ({'; '.join(found.notes)})" if found.notes else ""
+        print(f"{r.address}  {rssi}  {(r.name or '?'):<24}  {found.label()}{note}")
     if not results:
         print(f"(nothing seen within {timeout:g} s)")
+    elif any(detector.resolve(r.types).ambiguous for r in results):
+        print("ambiguous: the advertisement fits BMSes of several families; set `type:` to the one it is")
+    return 0
+
+
+# --- types ------------------------------------------------------------------------------------------
+
+def type_list(fams: Sequence[Family]) -> list[dict[str, Any]]:
+    """``main.py types``: every type a device entry may set, with its family, how it is read (``via``), what it
+    reads and switches, and which secrets it takes; then the group types."""
+    listed: list[dict[str, Any]] = [
+        {"name": t.name, "family": f.name, "via": t.via, "description": t.description,
+         "devices": t.doc.devices if t.doc is not None else t.description,
+         # what is read: listed for the bridge's types; a native family's page says it value by value
+         "reads": [r.strip() for r in t.doc.reads.split(",")] if t.doc is not None and t.doc.reads else None,
+         "doc": f"doc/bms/{f.doc_page}.md" if f.doc_page else None, "switches": sorted(t.switches),
+         "accepts_pin": t.accepts_pin, "accepts_key": t.accepts_key, "simulated": t.emulator is not None}
+        for f in fams for t in f.types]
+    listed += [{"name": name, "family": "group", "via": "native", "description": f"{mode} group of configured devices",
+                "devices": "configured devices, combined", "reads": None, "doc": "doc/Groups.md",
+                "switches": ["charge", "discharge"], "accepts_pin": False, "accepts_key": False, "simulated": False}
+               for name, mode in GROUP_MODES.items()]
+    return listed
+
+
+def cmd_types() -> int:
+    from bmslib.registry import families  # noqa: PLC0415
+
+    print(json.dumps(type_list(families()), indent=2, ensure_ascii=False))
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bmslib.config import GROUP_TYPES
 from bmslib.config.original_types import AIOBMSBLE_NATIVE, RENAMED, dropin_names
+from bmslib.config.settings import AUTO_TYPE
 from bmslib.family import DeviceType, Family
 from bmslib.registry import families
 
@@ -71,9 +72,10 @@ def code(names: Sequence[str]) -> str:
 
 
 def schema_types(fams: Sequence[Family], indent: str) -> str:
-    # batmon-ha's names the loader reads as batmon's (its schema took any text: they must stay valid)
-    names = [*type_names(fams), *GROUP_TYPES, *RENAMED, *dropin_names(bridged_plugins(fams))]
-    return f"{indent}type: list({'|'.join(sorted(names))})\n"
+    # batmon-ha's names the loader reads as batmon's (its schema took any text: they must stay valid); auto:
+    # detected (the default: the entry may leave it out)
+    names = [*type_names(fams), *GROUP_TYPES, *RENAMED, *dropin_names(bridged_plugins(fams)), AUTO_TYPE]
+    return f"{indent}type: list({'|'.join(sorted(names))})?\n"
 
 
 def type_table(fams: Sequence[Family], _indent: str) -> str:

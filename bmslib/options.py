@@ -48,8 +48,8 @@ class Option:
 DEVICE_OPTIONS: Final = (
     Option("address", "str", "MAC address, BLE name or sim:<id>; for a group: its members, comma-separated",
            required=True, example="D6:6C:0A:61:14:30"),
-    Option("type", "str", "Device type (BMS protocol), or group_parallel / group_serial",
-           required=True, example="jbd"),
+    Option("type", "str", "Device type (BMS protocol); auto: detected from the advertisement; or "
+           "group_parallel / group_serial", default="auto", example="jbd"),
     Option("alias", "str", "Name in MQTT topics and Home Assistant; default: derived from the address",
            example="battery1"),
     Option("pin", "str", "Victron: pairing PIN (GATT mode); JBD, ANT: the BMS password", secret=True),

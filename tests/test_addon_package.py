@@ -33,6 +33,7 @@ import yaml
 import bmslib
 from bmslib.config import DEVICE_OPTIONS, GROUP_TYPES, OPTION_DEFAULTS, OPTIONS, Option, parse_config
 from bmslib.config.original_types import AIOBMSBLE_NATIVE, RENAMED, dropin_names
+from bmslib.config.settings import AUTO_TYPE
 from bmslib.errors import ConfigError
 from bmslib.registry import device_types, type_infos
 from tests.mqtt_broker import Broker, Watcher
@@ -264,7 +265,9 @@ def test_type_choices_are_the_registry_and_the_groups(manifest: dict[str, Any]) 
     plugins = [t.name.removesuffix("_ble") if t.name.removesuffix("_ble") in AIOBMSBLE_NATIVE else t.name
                for t in device_types().values() if t.via == "aiobmsble"]
     dropin = dropin_names(plugins)
-    assert set(t.choices) == set(device_types()) | set(GROUP_TYPES) | set(RENAMED) | set(dropin)
+    # and auto: detected from the advertisement (also when left out, so the entry is optional)
+    assert set(t.choices) == set(device_types()) | set(GROUP_TYPES) | set(RENAMED) | set(dropin) | {AUTO_TYPE}
+    assert t.optional
     assert set(RENAMED.values()) | set(dropin.values()) <= set(device_types())
     assert list(t.choices) == sorted(t.choices)
 

@@ -40,7 +40,7 @@ TYPES = {
     "jk": TypeInfo("jk", SWITCHES | {"balance"}, accepts_pin=True),
     "victron": TypeInfo("victron", frozenset(), accepts_pin=True, accepts_key=True),
 }
-KNOWN = "ant, daly, dummy, group_parallel, group_serial, jbd, jk, victron"
+KNOWN = "ant, auto, daly, dummy, group_parallel, group_serial, jbd, jk, victron"
 MAC1, MAC2, MAC3 = "AA:BB:CC:DD:EE:01", "AA:BB:CC:DD:EE:02", "AA:BB:CC:DD:EE:03"
 KEY = "0123456789abcdef0123456789abcdef"
 KNOB_NAMES = ", ".join(k.name for k in KNOBS)
@@ -86,7 +86,8 @@ def test_defaults_are_those_of_the_original_add_on() -> None:
         "influxdb_ssl": False,
         "influxdb_verify_ssl": True,
     }
-    assert dict(DEVICE_OPTION_DEFAULTS) == {"debug": False, "current_calibration": 1.0}
+    # type: the original required it; batmon detects a left-out type from the advertisement (type auto)
+    assert dict(DEVICE_OPTION_DEFAULTS) == {"type": "auto", "debug": False, "current_calibration": 1.0}
 
 
 def test_empty_config_gives_the_table_defaults() -> None:
@@ -169,7 +170,7 @@ def _types_problem() -> tuple[Any, ...]:
 
 BAD_CONFIGS = {
     "unknown type": _types_problem(),
-    "missing type": (devices(dev(type="")), ["devices[0].type: is required"]),
+    "type not text": (devices(dev(type=3)), ["devices[0].type: expected a string, got 3 (put the value in quotes)"]),
     "missing address": (devices({"type": "jbd"}), ["devices[0].address: is required"]),
     "float is text": ({"sample_period": "fast"}, ["sample_period: expected a number, got 'fast'"]),
     "float is bool": ({"sample_period": True}, ["sample_period: expected a number, got true"]),

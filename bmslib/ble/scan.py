@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bmslib.ble.adapter import adapter_name
+from bmslib.ble.adverts import advertisement_of
 from bmslib.ble.backend import BleBackend
 from bmslib.ble.radio_errors import RADIO_ERRORS, connect_error
 from bmslib.protocol.base import AdvertisementMatcher
@@ -32,6 +33,9 @@ class ScanResult:
     rssi: int | None
     types: tuple[str, ...]  # device types whose advertisement patterns match
     notes: tuple[str, ...]
+    service_uuids: tuple[str, ...] = ()
+    manufacturer_data: Mapping[int, bytes] = field(default_factory=dict)
+    service_data: Mapping[str, bytes] = field(default_factory=dict)
 
     def describe(self) -> str:
         looks = ", ".join(self.types) if self.types else "-"
@@ -40,15 +44,19 @@ class ScanResult:
         return f"{self.address}  {rssi}  {(self.name or '?'):<24}  {looks}{note}"
 
 
-def classify(address: str, name: str | None, service_uuids: list[str], manufacturer_data: Mapping[int, bytes],
-             types: Mapping[str, Matchable]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Device types (and notes) whose matchers accept this advertisement."""
+def classify(address: str, name: str | None, service_uuids: Sequence[str], manufacturer_data: Mapping[int, bytes],
+             types: Mapping[str, Matchable], service_data: Mapping[str, bytes] | None = None,
+             ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Device types (and notes) whose matchers accept this advertisement, in the order of ``types``.
+
+    Which one of them a device is (a native type before aiobmsble's plugin of its family, ambiguity
+    between families) is decided above the BLE layer, in :mod:`bmslib.detection`."""
     found: list[str] = []
     notes: list[str] = []
     for t in types.values():
         for m in t.matchers:
             if m.matches(address=address, name=name, service_uuids=service_uuids,
-                         manufacturer_data=manufacturer_data):
+                         manufacturer_data=manufacturer_data, service_data_uuids=tuple(service_data or ())):
                 if t.name not in found:
                     found.append(t.name)
                 if m.note and m.note not in notes:
@@ -70,9 +78,12 @@ async def scan(backend: BleBackend, types: Mapping[str, Matchable], *, timeout: 
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     async for dev, adv in scanner.advertisement_data():
-                        name = adv.local_name or dev.name
-                        kinds, notes = classify(dev.address, name, adv.service_uuids, adv.manufacturer_data, types)
-                        seen[dev.address] = ScanResult(dev.address, name, adv.rssi, kinds, notes)
+                        heard = advertisement_of(dev, adv)
+                        kinds, notes = classify(heard.address, heard.name, heard.service_uuids,
+                                                heard.manufacturer_data, types, heard.service_data)
+                        seen[dev.address] = ScanResult(heard.address, heard.name, heard.rssi, kinds, notes,
+                                                       heard.service_uuids, heard.manufacturer_data,
+                                                       heard.service_data)
     except RADIO_ERRORS as exc:
         raise connect_error(exc, adapter or "default adapter") from exc
     return sorted(seen.values(), key=lambda r: -(r.rssi if r.rssi is not None else -999))

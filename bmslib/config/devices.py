@@ -24,7 +24,7 @@ from bmslib.config.formats import (
 )
 from bmslib.config.option_reader import Report, Section, show
 from bmslib.config.original_types import original_type
-from bmslib.config.settings import GROUP_TYPES, DeviceConfig, TypeInfo, mqtt_node_id, topic_prefix
+from bmslib.config.settings import AUTO_TYPE, GROUP_TYPES, DeviceConfig, TypeInfo, mqtt_node_id, topic_prefix
 from bmslib.options import DEVICE_OPTIONS
 from bmslib.sim.knobs import KnobValues
 
@@ -63,7 +63,7 @@ class DeviceParser:
         self._types = types
         self._validate_algorithm = validate_algorithm
         self._report = report
-        self._known = {name.casefold(): name for name in (*types, *GROUP_TYPES)}
+        self._known = {name.casefold(): name for name in (*types, *GROUP_TYPES, AUTO_TYPE)}
         self._skipped: dict[str, int] = {}  # casefolded alias of a skipped entry -> its index
 
     def parse(self) -> tuple[DeviceConfig, ...]:
@@ -129,7 +129,8 @@ class DeviceParser:
     def _type(self, sec: Section) -> str | None:
         text = sec.opt_text("type")
         if text is None:
-            return None
+            raw = sec.raw("type")  # left out or empty: detected; present but not text: reported
+            return AUTO_TYPE if raw is None or (isinstance(raw, str) and not raw.strip()) else None
         name = self._known.get(text.casefold())
         if name is not None:
             return name
@@ -143,7 +144,7 @@ class DeviceParser:
         if why:
             sec.problem("type", f"{show(text)} {why}")
             return None
-        known = ", ".join(sorted(set(self._types) | set(GROUP_TYPES)))
+        known = ", ".join(sorted(set(self._types) | set(GROUP_TYPES) | {AUTO_TYPE}))
         sec.problem("type", f"{show(text)} is not a known type ({known})")
         return None
 
@@ -221,7 +222,7 @@ class DeviceParser:
         info = self._types.get(draft.type) if draft.type is not None else None
         accepts_pin = info is not None and info.accepts_pin
         accepts_key = info is not None and info.accepts_key
-        known_type = draft.type is not None
+        known_type = draft.type not in (None, AUTO_TYPE)  # auto: checked once the type is detected
         if draft.pin is not None and known_type and not accepts_pin:
             sec.warn("pin", f"type {show(draft.type)} does not use a PIN; ignored")
             draft.pin = None
@@ -312,6 +313,10 @@ class DeviceParser:
                 return
             if not draft.members:
                 return
+        elif draft.type == AUTO_TYPE:
+            sec.problem("algorithm", "needs a device with a charge switch, known only once the type is detected; "
+                                     "set `type:` for a device with an algorithm")
+            return
         elif "charge" not in self._switches(draft.type):
             sec.problem("algorithm",
                         f"needs a device with a charge switch; type {show(draft.type)} has none")

@@ -21,6 +21,9 @@ __all__ = ["mqtt_node_id", "topic_prefix"]  # re-exported (see above); the rest 
 #: members: the one list of group types (config validation, the group driver, the add-on schema tests).
 GROUP_MODES: Final[Mapping[str, Literal["parallel", "serial"]]] = MappingProxyType(
     {"group_parallel": "parallel", "group_serial": "serial"})
+#: ``type: auto`` (also a device entry without ``type``): the type is detected from the advertisement at run time
+#: (bmslib/auto_type.py)
+AUTO_TYPE: Final = "auto"
 #: Device types that config itself knows: the group types.
 GROUP_TYPES: Final = tuple(GROUP_MODES)
 

@@ -44,6 +44,7 @@ class Advertisement:
     manufacturer_data: Mapping[int, bytes] = field(default_factory=dict)
     rssi: int = -60
     connectable: bool = True
+    service_data: Mapping[str, bytes] = field(default_factory=dict)  # service UUID -> data
 
 
 @dataclass

@@ -261,7 +261,8 @@ class SimBleakScanner(BaseBleakScanner):
                 if not self.is_allowed_uuid(list(adv.service_uuids)):
                     continue
                 data = AdvertisementData(
-                    local_name=adv.name, manufacturer_data=dict(adv.manufacturer_data), service_data={},
+                    local_name=adv.name, manufacturer_data=dict(adv.manufacturer_data),
+                    service_data=dict(adv.service_data),
                     service_uuids=list(adv.service_uuids), tx_power=None, rssi=adv.rssi, platform_data=(),
                 )
                 device = self.create_or_update_device(em.address, em.address, adv.name, {"sim": True}, data)
