@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "/data/options.json, ./options.yaml, ./options.json")
         parser.add_argument("--demo", action="store_true", help="simulated devices instead of the configured "
                             "ones (one per type, plus a dummy), sampling every second")
+        parser.add_argument("--demo-proxy", action="store_true", help="with --demo: read the simulated devices "
+                            "through a simulated ESPHome Bluetooth proxy on a loopback port (ble_stack: esphome)")
         parser.add_argument("--state-dir", metavar="DIR", help="where meter and algorithm state is kept "
                             "(default: /data in the add-on, ./demo-state with --demo, else the current "
                             "directory)")
@@ -107,8 +109,9 @@ def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFact
         return cmd_decode(args.type_name, args.hex, key=args.key)
     if command == "scan":
         return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo))
-    return cmd_run(config_path=args.config, demo=args.demo, state_dir=args.state_dir, verbose=args.verbose,
-                   save_interval=args.save_interval, sink_factories=sink_factories)
+    return cmd_run(config_path=args.config, demo=args.demo or args.demo_proxy, demo_proxy=args.demo_proxy,
+                   state_dir=args.state_dir, verbose=args.verbose, save_interval=args.save_interval,
+                   sink_factories=sink_factories)
 
 
 # --- decode -----------------------------------------------------------------------------------------
@@ -178,8 +181,9 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
 
 # --- run --------------------------------------------------------------------------------------------
 
-def load_app_config(config_path: str | None, *, demo: bool) -> AppConfig:
-    """Load and validate options; with ``demo`` the device list is replaced by simulated devices."""
+def load_app_config(config_path: str | None, *, demo: bool, demo_options: Mapping[str, Any] | None = None) -> AppConfig:
+    """Load and validate options; with ``demo`` the device list is replaced by simulated devices, or by
+    ``demo_options`` (the demo's devices and the options that reach them, for ``--demo-proxy``)."""
     types = device_types()
     infos = type_infos(types)
     env = dict(os.environ)
@@ -190,7 +194,8 @@ def load_app_config(config_path: str | None, *, demo: bool) -> AppConfig:
     data: object = read_options_file(path) if path is not None else {}
     if not isinstance(data, dict):
         data = {}
-    data = {**data, "devices": demo_devices(types), "sample_period": 1.0, "publish_period": 1.0}
+    demo_data = demo_options if demo_options is not None else {"devices": demo_devices(types)}
+    data = {**data, **demo_data, "sample_period": 1.0, "publish_period": 1.0}
     source = f"{path} with --demo devices" if path is not None else "built-in demo"
     return parse_config(data, source=source, env=env, types=infos, validate_algorithm=validate_algorithm)
 
@@ -200,7 +205,7 @@ def default_state_dir(config_source: str) -> Path:
 
 
 def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbose: bool,
-            save_interval: float = 30.0, sink_factories: Sequence[SinkFactory] = ()) -> int:
+            save_interval: float = 30.0, sink_factories: Sequence[SinkFactory] = (), demo_proxy: bool = False) -> int:
     try:
         config = load_app_config(config_path, demo=demo)
     except ConfigError as exc:
@@ -235,6 +240,9 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
         print(problem, file=sys.stderr)
         return EXIT_CONFIG
     try:
+        if demo_proxy:
+            return asyncio.run(_run_behind_demo_proxy(config_path, directory, save_interval=max(0.1, save_interval),
+                                                      sink_factories=sink_factories))
         return asyncio.run(_run(config, directory, save_interval=max(0.1, save_interval), faults=faults,
                                 sink_factories=sink_factories))
     except BluetoothUnavailableError as exc:
@@ -312,6 +320,35 @@ async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.
         if fault_task is not None:
             fault_task.cancel()
             await asyncio.gather(fault_task, return_exceptions=True)
+
+
+async def _run_behind_demo_proxy(config_path: str | None, state_dir: Path, *, save_interval: float,
+                                 sink_factories: Sequence[SinkFactory]) -> int:
+    """``--demo-proxy``: the demo's simulated devices on a radio that only a simulated ESPHome node on a free
+    loopback port bridges; the daemon reads them through it (:mod:`bmslib.demo_proxy`)."""
+    from bmslib.demo_proxy import PROXY_HOST, PROXY_NAME, demo_radio, proxied_options  # noqa: PLC0415
+    from bmslib.sim.esphome.node import EsphomeNode  # noqa: PLC0415
+
+    types = device_types()
+    devices = demo_devices(types)
+    radio = demo_radio(devices, types)
+    try:
+        async with EsphomeNode(radio, host=PROXY_HOST, name=PROXY_NAME) as node:
+            # a slot for each device, so that the demo reads every device every second (an ESP32 has 3)
+            node.knobs.slots = max(node.knobs.slots, len(radio.emulators))
+            options = proxied_options(devices, radio, types, port=node.port)
+            try:
+                config = load_app_config(config_path, demo=True, demo_options=options)
+            except ConfigError as exc:  # the same options passed before the node started: not expected
+                for line in exc.problems:
+                    print(line, file=sys.stderr)
+                return EXIT_CONFIG
+            print(f"demo: the {len(radio.emulators)} simulated devices are read through a simulated ESPHome "
+                  f"Bluetooth proxy ({PROXY_NAME} on {PROXY_HOST}:{node.port}, {node.knobs.slots} connection "
+                  "slots), with ble_stack: esphome", flush=True)
+            return await _run(config, state_dir, save_interval=save_interval, sink_factories=sink_factories)
+    finally:
+        await radio.aclose()
 
 
 def _force_exit() -> None:
