@@ -19,7 +19,9 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +30,11 @@ from typing import Any
 
 import pytest
 
-from bmslib.registry import device_types
+from bmslib.cli import demo_devices
+from bmslib.config import parse_config
+from bmslib.demo_proxy import PROXY_NAME as PROXY_NAME_DEMO
+from bmslib.demo_proxy import demo_radio, proxied_options
+from bmslib.registry import device_types, type_infos
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.esphome.node import EsphomeNode
 from bmslib.sim.radio import SimRadio
@@ -131,3 +137,51 @@ async def test_daemon_reads_through_a_proxy_and_again_after_it_reboots(
     assert log.count(" starting with ") == 1, "one start, no restart"
     if noise_psk is not None:
         assert noise_psk not in log, "the API encryption key must never be logged"
+
+
+# --- the demo through a simulated proxy --------------------------------------------------------------
+
+def test_demo_options_reach_every_simulated_device_only_through_the_proxy() -> None:
+    types = device_types()
+    devices = demo_devices(types)
+    radio = demo_radio(devices, types)
+    options = proxied_options(devices, radio, types, port=16053, noise_psk=NOISE_PSK)
+    config = parse_config(options, source="test", env={}, types=type_infos(types))
+    assert config.ble_stack == "esphome"
+    assert [(p.host, p.port, p.name) for p in config.bluetooth_proxies] == [("127.0.0.1", 16053, PROXY_NAME_DEMO)]
+    assert config.bluetooth_proxies[0].noise_psk == NOISE_PSK
+    simulated = [d for d in config.devices if not d.is_group and types[d.type].radio]
+    assert simulated and not any(d.is_sim for d in config.devices)  # no sim: address: no simulated backend
+    assert sorted(d.address for d in simulated) == sorted(em.address for em in radio.emulators)
+    # the bank's packs share one bus, as the demo's sim:bank1?bank=demo and sim:bank2?bank=demo do
+    bank = [radio.by_sim_id(sim_id) for sim_id in ("bank1", "bank2")]
+    assert all(em is not None for em in bank)
+    assert len(radio.bank("demo").packs) == 2
+
+
+def test_demo_proxy_prints_samples_read_through_the_simulated_proxy(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--demo-proxy", "--state-dir", str(tmp_path)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if sum(1 for ln in lines if ln.startswith(("demo_jbd ", "demo_jk "))) >= 4:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + out
+    assert proc.returncode == 0, err
+    assert "read through a simulated ESPHome Bluetooth proxy" in out, out
+    for alias in ("demo_jbd", "demo_jk"):
+        assert any(ln.startswith(alias) and "SoC" in ln for ln in out.splitlines()), (alias, out, err)
+    assert "Traceback" not in err
