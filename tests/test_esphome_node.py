@@ -21,6 +21,13 @@ from aioesphomeapi.core import (
     InvalidEncryptionKeyAPIError,
     RequiresEncryptionAPIError,
 )
+from bleak import BleakClient
+from bleak.backends.device import BLEDevice
+from bleak_esphome.backend.client import ESPHomeClient, ESPHomeClientData
+from bleak_esphome.backend.device import ESPHomeBluetoothDevice
+from bleak_esphome.backend.scanner import ESPHomeScanner
+from habluetooth import BluetoothManager, HaBluetoothConnector
+from habluetooth.central_manager import CentralBluetoothManager
 
 from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.bms.jbd.protocol import frames as jbd
@@ -303,3 +310,69 @@ async def test_reboot_closes_the_port_then_reopens(radio: SimRadio) -> None:
         assert node.listening and node.port == port and node.boots == 2
         async with api(node) as client:
             assert (await client.device_info()).name == "proxy-1"
+
+
+async def test_pair_unpair_clear_cache(radio: SimRadio) -> None:
+    em = jbd_on(radio)
+    address = mac_to_int(em.address)
+    async with EsphomeNode(radio) as node, api(node) as client:
+        await _connect(client, address, [])
+        assert (await client.bluetooth_device_pair(address, timeout=WAIT)).paired
+        assert (await client.bluetooth_device_unpair(address, timeout=WAIT)).success
+        assert (await client.bluetooth_device_clear_cache(address, timeout=WAIT)).success
+        assert node.connections
+
+
+class _Manager(BluetoothManager):
+    """habluetooth's manager, never set up (bleak is not patched): the ESPHome scanner needs one to exist."""
+
+    def _discover_service_info(self, service_info: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def ha_manager() -> Any:
+    """A habluetooth manager for the duration of a test (the library keeps it in a class attribute)."""
+    before = CentralBluetoothManager.manager
+    CentralBluetoothManager.manager = manager = _Manager()
+    yield manager
+    CentralBluetoothManager.manager = before
+
+
+async def test_bleak_esphome_scanner_and_client_read_a_jbd(radio: SimRadio, ha_manager: Any) -> None:
+    em = jbd_on(radio)
+    async with EsphomeNode(radio) as node, api(node) as cli:
+        node.knobs.rssi[em.address] = -71
+        info = await cli.device_info()
+        assert cli.api_version is not None
+        source = info.bluetooth_mac_address
+        device = ESPHomeBluetoothDevice(info.name, source, available=True)
+        cli.subscribe_bluetooth_connections_free(device.async_update_ble_connection_limits)
+        data = ESPHomeClientData(bluetooth_device=device, client=cli, device_info=info, api_version=cli.api_version,
+                                 title=info.name, scanner=None)
+        connector = HaBluetoothConnector(client=ESPHomeClient, source=source, can_connect=lambda: True)
+        scanner = data.scanner = ESPHomeScanner(source, info.name, connector, True)
+        unsetup = scanner.async_setup()
+        unsub = cli.subscribe_bluetooth_le_raw_advertisements(scanner.async_on_raw_advertisements)
+        await until(lambda: em.address in scanner.discovered_devices_and_advertisement_data)
+        unsub()
+        unsetup()
+        _, adv = scanner.discovered_devices_and_advertisement_data[em.address]
+        assert (adv.local_name, adv.rssi, adv.service_uuids) == (em.name, -71, [jbd.SERVICE_UUID])
+        assert adv.manufacturer_data == dict(em.advertisement().manufacturer_data)
+
+        class Backend(ESPHomeClient):  # bleak's client backend, bound to this proxy's client data
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, client_data=data, **kwargs)
+
+        received = bytearray()
+        target = BLEDevice(em.address, em.name, {"source": source, "address_type": 0})
+        async with BleakClient(target, backend=Backend, timeout=WAIT) as client:
+            await client.start_notify(jbd.NOTIFY_UUID, lambda _, d: received.extend(d))
+            await client.write_gatt_char(jbd.WRITE_UUID, jbd.request(jbd.REG_BASIC), response=True)
+            await until(lambda: len(received) >= 4 and len(received) >= received[3] + 7)
+            assert node.connections
+        assert received[:3] == bytes((0xDD, jbd.REG_BASIC, 0x00))
+        assert jbd.decode_basic(bytes(received[4:4 + received[3]]))["voltage"] == pytest.approx(
+            em.battery.voltage, abs=0.01)
+        await until(lambda: not node.connections and em.link is None)

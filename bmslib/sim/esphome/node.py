@@ -260,10 +260,11 @@ class EsphomeNode:
                     _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT_V3_WITHOUT_CACHE):
             self._connect(session, msg.address, v3=kind != _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT)
         elif kind == _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_DISCONNECT:
+            # the firmware reports the link down, then the slot free
+            session.send(pb.BluetoothDeviceConnectionResponse(address=msg.address, connected=False))
             conn = self.connections.get(msg.address)
             if conn is not None:
                 self._release(conn, notify=False)
-            session.send(pb.BluetoothDeviceConnectionResponse(address=msg.address, connected=False))
         elif kind == _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_PAIR:
             self._pair(session, msg.address)
         elif kind == _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_UNPAIR:
@@ -298,10 +299,10 @@ class EsphomeNode:
         except LinkRefused:
             await asyncio.sleep(self.knobs.connect_fail_after)
             if self.connections.get(conn.address) is conn:
-                del self.connections[conn.address]
-                self._free_changed()
                 session.send(pb.BluetoothDeviceConnectionResponse(address=conn.address, connected=False,
                                                                   error=ERROR_FAIL_ESTABLISH))
+                del self.connections[conn.address]
+                self._free_changed()
             return
         except asyncio.CancelledError:
             if self.connections.get(conn.address) is conn:
