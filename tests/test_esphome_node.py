@@ -376,3 +376,25 @@ async def test_bleak_esphome_scanner_and_client_read_a_jbd(radio: SimRadio, ha_m
         assert jbd.decode_basic(bytes(received[4:4 + received[3]]))["voltage"] == pytest.approx(
             em.battery.voltage, abs=0.01)
         await until(lambda: not node.connections and em.link is None)
+
+
+async def test_graceful_reboot_tells_the_client(radio: SimRadio) -> None:
+    async with EsphomeNode(radio) as node:
+        stops: list[bool] = []
+        async with api(node, on_stop=stops.append):
+            await asyncio.wait_for(node.reboot(0.1, graceful=True), WAIT)
+            await until(lambda: bool(stops))
+        assert stops == [True]  # the client knew the node was going away
+        assert node.boots == 2
+
+
+async def test_address_type_knob(radio: SimRadio) -> None:
+    em = jbd_on(radio)
+    async with EsphomeNode(radio) as node, api(node) as client:
+        node.knobs.address_type[em.address] = 1
+        types: list[int] = []
+        unsub = client.subscribe_bluetooth_le_raw_advertisements(
+            lambda msg: types.extend(a.address_type for a in msg.advertisements))
+        await until(lambda: bool(types))
+        unsub()
+        assert set(types) == {1}

@@ -41,6 +41,8 @@ class NodeKnobs:
     slots: int = 3
     #: the RSSI the node hears a device at, by MAC (upper case); missing: the device's own advertised RSSI
     rssi: dict[str, int] = field(default_factory=dict)
+    #: the address type the node reports for a device, by MAC (upper case): 0 public (the default), 1 random
+    address_type: dict[str, int] = field(default_factory=dict)
     #: MACs (upper case) the node does not hear: not reported, connects to them fail
     not_heard: set[str] = field(default_factory=set)
     #: accept TCP connections and close them at once (an API that refuses clients)

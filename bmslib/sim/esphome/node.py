@@ -108,14 +108,22 @@ class EsphomeNode:
     def listening(self) -> bool:
         return self._server is not None
 
-    def drop_sessions(self) -> None:
-        """Every API session ends at once, as when the node loses its network (its Bluetooth links go too)."""
+    def drop_sessions(self, *, graceful: bool = False) -> None:
+        """Every API session ends at once, as when the node loses its network or power (its Bluetooth links go
+        too). ``graceful``: as when it shuts down on purpose (an update, a reboot from its web page): it sends
+        each client a DisconnectRequest first."""
         for session in list(self.sessions):
-            session.abort()
+            if graceful:
+                session.send(pb.DisconnectRequest())
+                session.end()
+            else:
+                session.abort()
             self._session_gone(session)
 
-    async def reboot(self, down_for: float = 3.0) -> None:
-        """Drop the sessions and links, close the port for ``down_for`` seconds, then come back (a new boot)."""
+    async def reboot(self, down_for: float = 3.0, *, graceful: bool = False) -> None:
+        """Drop the sessions and links, close the port for ``down_for`` seconds, then come back (a new boot).
+        ``graceful``: the clients are told first (see :meth:`drop_sessions`)."""
+        self.drop_sessions(graceful=graceful)
         await self.stop()
         await asyncio.sleep(down_for)
         self.boots += 1
@@ -207,6 +215,9 @@ class EsphomeNode:
             out.append((em, self.knobs.rssi.get(em.address, em.advertisement().rssi)))
         return out
 
+    def _address_type(self, em: Emulator) -> int:
+        return self.knobs.address_type.get(em.address, 0)
+
     def _subscribe_adverts(self, session: ApiSession, msg: Any) -> None:
         if not self.knobs.feature_flags & ProxyFeature.PASSIVE_SCAN:
             return
@@ -224,15 +235,16 @@ class EsphomeNode:
             heard = self.heard()
             if session.raw_advertisements:
                 session.send(pb.BluetoothLERawAdvertisementsResponse(advertisements=[
-                    pb.BluetoothLERawAdvertisement(address=mac_to_int(em.address), rssi=rssi, address_type=0,
+                    pb.BluetoothLERawAdvertisement(address=mac_to_int(em.address), rssi=rssi,
+                                                   address_type=self._address_type(em),
                                                    data=raw_advertisement(em.advertisement()))
                     for em, rssi in heard]))
             else:
                 for em, rssi in heard:
                     adv = em.advertisement()
                     session.send(pb.BluetoothLEAdvertisementResponse(
-                        address=mac_to_int(em.address), name=(adv.name or "").encode(), rssi=rssi, address_type=0,
-                        service_uuids=list(adv.service_uuids),
+                        address=mac_to_int(em.address), name=(adv.name or "").encode(), rssi=rssi,
+                        address_type=self._address_type(em), service_uuids=list(adv.service_uuids),
                         manufacturer_data=[pb.BluetoothServiceData(uuid=f"0x{company:04X}", data=bytes(data))
                                            for company, data in adv.manufacturer_data.items()]))
             await asyncio.sleep(self.knobs.advert_interval)

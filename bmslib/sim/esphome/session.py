@@ -71,6 +71,11 @@ class ApiSession:
         self.closed = True
         self._writer.transport.abort()
 
+    def end(self) -> None:
+        """Close the TCP connection after what is written went out."""
+        self.closed = True
+        self._writer.close()
+
     async def close(self) -> None:
         """End the session after what is written went out."""
         if self.closed:
