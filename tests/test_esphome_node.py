@@ -188,6 +188,7 @@ async def test_connect_services_write_notify_jbd(radio: SimRadio, psk: str | Non
         await client.bluetooth_device_disconnect(address)
         assert em.link is None
         assert not node.connections
+        assert states[1:] == [(False, 0, 0x16)] * 2  # terminated by the local host, as the firmware says it
 
 
 async def test_notifications_need_the_cccd_on_v3(radio: SimRadio) -> None:
@@ -265,8 +266,8 @@ async def test_device_drop_reaches_the_client(radio: SimRadio) -> None:
         states: list[tuple[bool, int, int]] = []
         await _connect(client, address, states)
         em.drop_link()
-        await until(lambda: len(states) == 2)
-        assert states[1] == (False, 0, 0x13)
+        await until(lambda: len(states) == 3)
+        assert states[1:] == [(False, 0, 0x13)] * 2  # the firmware reports the disconnect, then the close
         assert not node.connections
 
 
@@ -318,6 +319,7 @@ async def test_pair_unpair_clear_cache(radio: SimRadio) -> None:
     async with EsphomeNode(radio) as node, api(node) as client:
         await _connect(client, address, [])
         assert (await client.bluetooth_device_pair(address, timeout=WAIT)).paired
+        assert (await client.bluetooth_device_pair(address, timeout=WAIT)).paired  # already paired
         assert (await client.bluetooth_device_unpair(address, timeout=WAIT)).success
         assert (await client.bluetooth_device_clear_cache(address, timeout=WAIT)).success
         assert node.connections

@@ -41,6 +41,7 @@ class ApiSession:
         self.closed = False
         self.ready = noise is None  # plaintext: messages flow at once
         self.client_info = ""
+        self.api_version = (0, 0)  # the client's, from its hello
         self.advertisements = False  # subscribed to advertisements
         self.raw_advertisements = False
         self.connections_free = False  # subscribed to free-slot updates
