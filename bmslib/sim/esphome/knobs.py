@@ -6,22 +6,9 @@ The actions that are events rather than settings (drop every API session, reboot
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
-
-class ProxyFeature(enum.IntFlag):
-    """ESPHome's ``bluetooth_proxy_feature_flags`` (the bits its device info reports)."""
-
-    PASSIVE_SCAN = 1 << 0
-    ACTIVE_CONNECTIONS = 1 << 1
-    REMOTE_CACHING = 1 << 2
-    PAIRING = 1 << 3
-    CACHE_CLEARING = 1 << 4
-    RAW_ADVERTISEMENTS = 1 << 5
-    FEATURE_STATE_AND_MODE = 1 << 6
-    CONNECTION_PARAMS_SETTING = 1 << 7
-
+from aioesphomeapi import BluetoothProxyFeature as ProxyFeature
 
 #: what ``bluetooth_proxy: active: true`` reports on a current ESP32 build (without scanner state/mode)
 ACTIVE_PROXY = (ProxyFeature.PASSIVE_SCAN | ProxyFeature.ACTIVE_CONNECTIONS | ProxyFeature.REMOTE_CACHING

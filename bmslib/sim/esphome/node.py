@@ -3,13 +3,19 @@
 Public API::
 
     async with EsphomeNode(radio, host="127.0.0.1", port=0, noise_psk=None, name="proxy-1") as node:
-        node.port            # the TCP port it listens on (chosen by the system for port=0)
-        node.knobs           # NodeKnobs: slots, RSSI per device, not-heard devices, refuse API, feature flags,
-                             # encryption key, name, MAC (changes apply from the next message/connect/report)
-        node.drop_sessions() # drop every API session at once (TCP aborted; Bluetooth links of them closed)
+        node.port               # the TCP port it listens on (chosen by the system for port=0, kept on reboot)
+        node.knobs              # NodeKnobs (knobs.py), changeable at any time: slots, rssi and address_type per
+                                # device, not_heard, refuse_api, feature_flags, noise_psk, name, mac, ...
+        node.drop_sessions()    # every API session ends at once (TCP aborted), their Bluetooth links with them;
+                                # graceful=True: each client gets a DisconnectRequest first
         await node.reboot(3.0)  # drop sessions and links, close the port for 3 s, reopen (node.boots + 1)
-        node.sessions        # the open API sessions; node.connections: the slots in use, by address
-        node.api_address(mac) / node.knobs.bluetooth_mac
+        node.sessions           # the open API sessions
+        node.connections        # the Bluetooth connection slots in use, by 48-bit address
+        node.proxy.heard()      # the devices it hears now, with their RSSI
+        node.listening          # whether the port is open
+
+``EsphomeNode(radio, knobs=NodeKnobs(...))`` takes all knobs at once (then ``name``, ``mac`` and ``noise_psk``
+are the knobs'). A bad ``noise_psk`` raises ValueError when the node starts.
 
 What a client sees is what an ESP32 with ``api:`` and ``bluetooth_proxy: active: true`` shows to
 aioesphomeapi and bleak-esphome: hello, device info (with the Bluetooth proxy feature flags and MAC), no
@@ -29,8 +35,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
+from aioesphomeapi import BluetoothProxyFeature as ProxyFeature
+
 from bmslib.sim.esphome.bridge import BleConnection
-from bmslib.sim.esphome.knobs import NodeKnobs, ProxyFeature
+from bmslib.sim.esphome.knobs import NodeKnobs
 from bmslib.sim.esphome.messages import pb
 from bmslib.sim.esphome.noise import NoiseResponder, decode_psk
 from bmslib.sim.esphome.proxy import BluetoothProxy

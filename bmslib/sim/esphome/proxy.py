@@ -16,11 +16,13 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from aioesphomeapi import BluetoothProxyFeature as ProxyFeature
+
 from bmslib.sim.emulator import Emulator
 from bmslib.sim.esphome.adverts import int_to_mac, mac_to_int, raw_advertisement
 from bmslib.sim.esphome.bridge import ERROR_FAIL_ESTABLISH, ERROR_TERMINATED_BY_PEER, BleConnection
 from bmslib.sim.esphome.gatt import CCCD_UUID, split_uuid
-from bmslib.sim.esphome.knobs import NodeKnobs, ProxyFeature
+from bmslib.sim.esphome.knobs import NodeKnobs
 from bmslib.sim.esphome.messages import pb
 from bmslib.sim.esphome.session import ApiSession
 from bmslib.sim.radio import DeviceNotFound, LinkRefused, SimRadio, close_link
