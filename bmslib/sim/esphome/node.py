@@ -66,6 +66,7 @@ class EsphomeNode:
         self.api_connections = 0  # TCP connections accepted (refused ones included)
         self._server: asyncio.Server | None = None
         self._session_tasks: set[asyncio.Task[None]] = set()
+        self._handlers = self._make_handlers()
 
     # --- lifecycle ---
     async def __aenter__(self) -> Self:
@@ -157,13 +158,13 @@ class EsphomeNode:
         self.proxy.session_gone(session)
 
     def _handle(self, session: ApiSession, msg: Any) -> None:
-        handler = self._handlers().get(type(msg))
+        handler = self._handlers.get(type(msg))
         if handler is None:
             _LOG.debug("esphome node: %s not handled", type(msg).__name__)
             return
         handler(session, msg)
 
-    def _handlers(self) -> dict[type[Any], Callable[[ApiSession, Any], None]]:
+    def _make_handlers(self) -> dict[type[Any], Callable[[ApiSession, Any], None]]:
         return {
             pb.HelloRequest: self._hello,
             pb.DisconnectRequest: self._disconnect_request,
