@@ -75,6 +75,7 @@ async def test_128_bit_uuids_and_indications(radio: SimRadio) -> None:
         await asyncio.wait_for(client.connect(login=True), 20)
         try:
             info = await client.device_info()
+            client.subscribe_bluetooth_le_raw_advertisements(lambda msg: None)  # to hold the proxy
             await client.bluetooth_device_connect(address, lambda *a: None, timeout=20, address_type=0,
                                                   feature_flags=info.bluetooth_proxy_feature_flags)
             [svc] = (await client.bluetooth_gatt_get_services(address)).services

@@ -1,7 +1,7 @@
-"""One Bluetooth connection of the node (one slot): the link between an API session and an emulator.
+"""One Bluetooth connection of the node (one slot): its link to an emulator.
 
 It is the host side the emulator sees (:class:`~bmslib.sim.emulator.Link`, like the simulated bleak client):
-the emulator's notifications go out to the session as GATT notify data, on the handles the client enabled.
+the emulator's notifications go out as GATT notify data, on the handles the client enabled.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ ERROR_FAIL_ESTABLISH: Final = 0x3E
 class BleConnection:
     """A slot in use: connecting, then connected to one emulator."""
 
-    def __init__(self, address: int, mac: str, owner: object, *, with_cache: bool,
+    def __init__(self, address: int, mac: str, *, with_cache: bool,
                  on_notify: Callable[[BleConnection, int, bytes], None],
                  on_drop: Callable[[BleConnection], None]) -> None:
         self.address = address
         self.mac = mac
-        self.owner = owner  # the API session that asked for it
         #: the client said it has the services cached (it asks for them anyway if it wants them)
         self.with_cache = with_cache
         self.paired = False

@@ -61,7 +61,7 @@ class EsphomeNode:
         self.port = port
         self.knobs = knobs or NodeKnobs(name=name, mac=mac, noise_psk=noise_psk)
         self.sessions: set[ApiSession] = set()
-        self.proxy = BluetoothProxy(radio, self.knobs, lambda: list(self.sessions))
+        self.proxy = BluetoothProxy(radio, self.knobs)
         self.boots = 1
         self.api_connections = 0  # TCP connections accepted (refused ones included)
         self._server: asyncio.Server | None = None
