@@ -44,7 +44,7 @@ def test_gatt_table_layout() -> None:
     tx, rx = svc.characteristics
     assert (tx.handle, tx.properties, tx.cccd) == (3, 0x20, 4)  # declaration 2, value 3, CCCD 4
     assert (rx.handle, rx.properties, rx.cccd) == (6, 0x04, None)
-    assert table.value_handle(TX) == 3 and table.value_handle("nope") is None
+    assert table.value_handles(TX) == (3,) and table.value_handles("nope") == ()
     assert table.by_cccd[4] is tx
     assert split_uuid(CCCD_UUID) == (0x0000290200001000, 0x800000805F9B34FB)
 

@@ -31,6 +31,9 @@ from habluetooth.central_manager import CentralBluetoothManager
 
 from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.jk.emulator import JkEmulator
+from bmslib.bms.jk.protocol import codec as jk
+from bmslib.bms.jk.protocol.framing import CMD_DEVICE_INFO, FRAME_HEADER, FRAME_LENGTH, command
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.esphome.adverts import mac_to_int
 from bmslib.sim.esphome.node import EsphomeNode
@@ -448,3 +451,25 @@ async def test_scanner_state_and_mode(radio: SimRadio) -> None:
             assert states[-1].mode == BluetoothScannerMode.ACTIVE
             client.bluetooth_scanner_set_mode(BluetoothScannerMode.PASSIVE)
             await until(lambda: states[-1].mode == BluetoothScannerMode.PASSIVE)
+
+
+async def test_jk_two_characteristics_with_one_uuid(radio: SimRadio) -> None:
+    """JK lists FFE1 twice (one to write, one to notify): notifications go out on the one the client enabled."""
+    rng = random.Random("jk")
+    em = JkEmulator(address=sim_address("jk"), name="JK-jk", battery=BatteryModel(rng=rng, clock=lambda: 0.0),
+                    rng=rng)
+    radio.add(em)
+    address = mac_to_int(em.address)
+    async with EsphomeNode(radio) as node, api(node) as client:
+        await _connect(client, address, [])
+        [svc] = (await client.bluetooth_gatt_get_services(address)).services
+        write, notify = svc.characteristics
+        assert write.uuid == notify.uuid == jk.NOTIFY_UUID
+        assert (write.descriptors, len(notify.descriptors)) == ([], 1)
+        received = bytearray()
+        await client.bluetooth_gatt_start_notify(address, notify.handle, lambda h, d: received.extend(d))
+        await client.bluetooth_gatt_write_descriptor(address, notify.descriptors[0].handle, b"\x01\x00")
+        await client.bluetooth_gatt_write(address, write.handle, command(CMD_DEVICE_INFO), True)
+        await until(lambda: len(received) >= FRAME_LENGTH)
+        assert received.startswith(FRAME_HEADER)
+        assert node.connections

@@ -59,8 +59,9 @@ class BleConnection:
     def deliver(self, char_uuid: str, data: bytes) -> None:
         if self.table is None:
             return
-        handle = self.table.value_handle(char_uuid)
-        if handle is not None and self.notifying(handle):
+        # of the characteristics with this UUID, the one the client listens to
+        handle = next((h for h in self.table.value_handles(char_uuid) if self.notifying(h)), None)
+        if handle is not None:
             self._on_notify(self, handle, data)
 
     def drop(self) -> None:
