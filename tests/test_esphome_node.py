@@ -473,3 +473,19 @@ async def test_jk_two_characteristics_with_one_uuid(radio: SimRadio) -> None:
         await until(lambda: len(received) >= FRAME_LENGTH)
         assert received.startswith(FRAME_HEADER)
         assert node.connections
+
+
+async def test_a_stale_subscriber_holds_the_proxy_until_reaped(radio: SimRadio) -> None:
+    em = jbd_on(radio)
+    async with EsphomeNode(radio) as node:
+        async with api(node) as client:
+            await _connect(client, mac_to_int(em.address), [])
+            node.drop_sessions(stale_for=5.0)  # the client comes back well within it, even on a loaded machine
+            assert em.link is not None  # the stale subscriber's link stays up
+        async with api(node, subscribe=False) as again:
+            seen: list[Any] = []
+            again.subscribe_bluetooth_le_raw_advertisements(seen.append)  # ignored: the stale one holds the proxy
+            await until(lambda: em.link is None)  # reaped: its links go
+            assert seen == []
+            again.subscribe_bluetooth_le_raw_advertisements(seen.append)  # as bleak-esphome's watchdog retries
+            await until(lambda: bool(seen))

@@ -91,7 +91,7 @@ class EsphomeNode:
         if server is not None:
             server.close()
             await server.wait_closed()
-        self.proxy.release_all()
+        self.proxy.reset()
         tasks = list(self._session_tasks)
         for task in tasks:
             task.cancel()
@@ -108,11 +108,15 @@ class EsphomeNode:
     def listening(self) -> bool:
         return self._server is not None
 
-    def drop_sessions(self, *, graceful: bool = False) -> None:
+    def drop_sessions(self, *, graceful: bool = False, stale_for: float = 0.0) -> None:
         """Every API session ends at once, as when the node loses its network or power (its Bluetooth links go
         too). ``graceful``: as when it shuts down on purpose (an update, a reboot from its web page): it sends
-        each client a DisconnectRequest first."""
+        each client a DisconnectRequest first. ``stale_for``: as when the network dropped and the node has not
+        noticed: the client that held the proxy keeps holding it (and its links) for that many seconds, so a
+        client that comes back meanwhile has its advertisement subscription ignored."""
         for session in list(self.sessions):
+            if stale_for > 0:
+                self.proxy.hold_stale(session, stale_for)
             if graceful:
                 session.send(pb.DisconnectRequest())
                 session.end()

@@ -55,6 +55,7 @@ class BluetoothProxy:
         #: the API session holding the proxy (subscribed to advertisements), or None
         self.subscriber: ApiSession | None = None
         self.scan_mode = pb.BluetoothScannerMode.BLUETOOTH_SCANNER_MODE_ACTIVE
+        self._stale: asyncio.TimerHandle | None = None  # the subscriber is gone, the node has not noticed yet
 
     def handlers(self) -> dict[type[Any], Callable[[ApiSession, Any], None]]:
         to_subscriber: dict[type[Any], Callable[[ApiSession, Any], None]] = {
@@ -87,9 +88,35 @@ class BluetoothProxy:
 
     def session_gone(self, session: ApiSession) -> None:
         """Without its subscriber the firmware drops every link."""
-        if session is self.subscriber:
+        if session is self.subscriber and self._stale is None:
             self.subscriber = None
             self.release_all()
+
+    def hold_stale(self, session: ApiSession, seconds: float) -> None:
+        """The subscriber's connection is gone but the node notices only after ``seconds`` (its keepalive
+        reaps it after ~150 s on the firmware): until then another client's subscription is ignored and the
+        links stay up, their news lost."""
+        if session is not self.subscriber:
+            return
+        if self._stale is not None:
+            self._stale.cancel()
+        self._stale = asyncio.get_running_loop().call_later(seconds, self._reap, session)
+
+    def _reap(self, session: ApiSession) -> None:
+        self._stale = None
+        self.session_gone(session)
+
+    def reset(self) -> None:
+        """A new boot: no subscriber, no links."""
+        if self._stale is not None:
+            self._stale.cancel()
+            self._stale = None
+        self.subscriber = None
+        self.release_all()
+
+    def _held(self) -> bool:
+        """Whether a client holds the proxy (a stale one too)."""
+        return self.subscriber is not None and (not self.subscriber.closed or self._stale is not None)
 
     def release_all(self) -> None:
         for conn in list(self.connections.values()):
@@ -111,7 +138,7 @@ class BluetoothProxy:
     def _subscribe_adverts(self, session: ApiSession, msg: Any) -> None:
         if not self.knobs.feature_flags & ProxyFeature.PASSIVE_SCAN:
             return
-        if self.subscriber is not None and self.subscriber is not session and not self.subscriber.closed:
+        if self.subscriber is not session and self._held():
             _LOG.info("esphome node %s: only one API subscription is allowed at a time (%s asked)",
                       self.knobs.name, session.peer)
             return
