@@ -7,11 +7,14 @@ Public API::
         node.knobs              # NodeKnobs (knobs.py), changeable at any time: slots, rssi and address_type per
                                 # device, not_heard, refuse_api, feature_flags, noise_psk, name, mac, ...
         node.drop_sessions()    # every API session ends at once (TCP aborted), their Bluetooth links with them;
-                                # graceful=True: each client gets a DisconnectRequest first
+                                # graceful=True: each client gets a DisconnectRequest first; stale_for=S: the
+                                # node notices only after S seconds (the old client keeps holding the proxy)
         await node.reboot(3.0)  # drop sessions and links, close the port for 3 s, reopen (node.boots + 1)
         node.sessions           # the open API sessions
         node.connections        # the Bluetooth connection slots in use, by 48-bit address
         node.proxy.heard()      # the devices it hears now, with their RSSI
+        node.proxy.subscriber   # the API session holding the proxy (the first to subscribe to advertisements:
+                                # Bluetooth answers go only there, as on the firmware)
         node.listening          # whether the port is open
 
 ``EsphomeNode(radio, knobs=NodeKnobs(...))`` takes all knobs at once (then ``name``, ``mac`` and ``noise_psk``
