@@ -1,7 +1,7 @@
-"""One Bluetooth connection of the node (one slot): the link between an API session and an emulator.
+"""One Bluetooth connection of the node (one slot): its link to an emulator.
 
 It is the host side the emulator sees (:class:`~bmslib.sim.emulator.Link`, like the simulated bleak client):
-the emulator's notifications go out to the session as GATT notify data, on the handles the client enabled.
+the emulator's notifications go out as GATT notify data, on the handles the client enabled.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ ERROR_FAIL_ESTABLISH: Final = 0x3E
 class BleConnection:
     """A slot in use: connecting, then connected to one emulator."""
 
-    def __init__(self, address: int, mac: str, owner: object, *, v3: bool,
+    def __init__(self, address: int, mac: str, *, with_cache: bool,
                  on_notify: Callable[[BleConnection, int, bytes], None],
                  on_drop: Callable[[BleConnection], None]) -> None:
         self.address = address
         self.mac = mac
-        self.owner = owner  # the API session that asked for it
-        #: a connect of version 3: the client enables notifications with its own CCCD write
-        self.v3 = v3
+        #: the client said it has the services cached (it asks for them anyway if it wants them)
+        self.with_cache = with_cache
+        self.paired = False
         self.emulator: Emulator | None = None
         self.table: GattTable | None = None
         self.notify_handles: set[int] = set()  # value handles the client registered for
@@ -48,11 +48,10 @@ class BleConnection:
         self.table = gatt_table(emulator.gatt)
 
     def notifying(self, handle: int) -> bool:
-        """Whether a notification on ``handle`` reaches the client: registered, and (v3) its CCCD enabled."""
+        """Whether a notification on ``handle`` reaches the client: registered for, and its CCCD enabled (a
+        version 3 connection leaves that write to the client)."""
         if handle not in self.notify_handles or self.table is None:
             return False
-        if not self.v3:
-            return True
         char = self.table.by_handle.get(handle)
         return char is not None and char.cccd is not None and self.cccd.get(char.cccd, b"\x00")[:1] != b"\x00"
 
@@ -60,8 +59,9 @@ class BleConnection:
     def deliver(self, char_uuid: str, data: bytes) -> None:
         if self.table is None:
             return
-        handle = self.table.value_handle(char_uuid)
-        if handle is not None and self.notifying(handle):
+        # of the characteristics with this UUID, the one the client listens to
+        handle = next((h for h in self.table.value_handles(char_uuid) if self.notifying(h)), None)
+        if handle is not None:
             self._on_notify(self, handle, data)
 
     def drop(self) -> None:

@@ -6,22 +6,9 @@ The actions that are events rather than settings (drop every API session, reboot
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
-
-class ProxyFeature(enum.IntFlag):
-    """ESPHome's ``bluetooth_proxy_feature_flags`` (the bits its device info reports)."""
-
-    PASSIVE_SCAN = 1 << 0
-    ACTIVE_CONNECTIONS = 1 << 1
-    REMOTE_CACHING = 1 << 2
-    PAIRING = 1 << 3
-    CACHE_CLEARING = 1 << 4
-    RAW_ADVERTISEMENTS = 1 << 5
-    FEATURE_STATE_AND_MODE = 1 << 6
-    CONNECTION_PARAMS_SETTING = 1 << 7
-
+from aioesphomeapi import BluetoothProxyFeature as ProxyFeature
 
 #: what ``bluetooth_proxy: active: true`` reports on a current ESP32 build (without scanner state/mode)
 ACTIVE_PROXY = (ProxyFeature.PASSIVE_SCAN | ProxyFeature.ACTIVE_CONNECTIONS | ProxyFeature.REMOTE_CACHING
@@ -41,6 +28,8 @@ class NodeKnobs:
     slots: int = 3
     #: the RSSI the node hears a device at, by MAC (upper case); missing: the device's own advertised RSSI
     rssi: dict[str, int] = field(default_factory=dict)
+    #: the address type the node reports for a device, by MAC (upper case): 0 public (the default), 1 random
+    address_type: dict[str, int] = field(default_factory=dict)
     #: MACs (upper case) the node does not hear: not reported, connects to them fail
     not_heard: set[str] = field(default_factory=set)
     #: accept TCP connections and close them at once (an API that refuses clients)

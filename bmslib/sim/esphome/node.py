@@ -3,13 +3,22 @@
 Public API::
 
     async with EsphomeNode(radio, host="127.0.0.1", port=0, noise_psk=None, name="proxy-1") as node:
-        node.port            # the TCP port it listens on (chosen by the system for port=0)
-        node.knobs           # NodeKnobs: slots, RSSI per device, not-heard devices, refuse API, feature flags,
-                             # encryption key, name, MAC (changes apply from the next message/connect/report)
-        node.drop_sessions() # drop every API session at once (TCP aborted; Bluetooth links of them closed)
+        node.port               # the TCP port it listens on (chosen by the system for port=0, kept on reboot)
+        node.knobs              # NodeKnobs (knobs.py), changeable at any time: slots, rssi and address_type per
+                                # device, not_heard, refuse_api, feature_flags, noise_psk, name, mac, ...
+        node.drop_sessions()    # every API session ends at once (TCP aborted), their Bluetooth links with them;
+                                # graceful=True: each client gets a DisconnectRequest first; stale_for=S: the
+                                # node notices only after S seconds (the old client keeps holding the proxy)
         await node.reboot(3.0)  # drop sessions and links, close the port for 3 s, reopen (node.boots + 1)
-        node.sessions        # the open API sessions; node.connections: the slots in use, by address
-        node.api_address(mac) / node.knobs.bluetooth_mac
+        node.sessions           # the open API sessions
+        node.connections        # the Bluetooth connection slots in use, by 48-bit address
+        node.proxy.heard()      # the devices it hears now, with their RSSI
+        node.proxy.subscriber   # the API session holding the proxy (the first to subscribe to advertisements:
+                                # Bluetooth answers go only there, as on the firmware)
+        node.listening          # whether the port is open
+
+``EsphomeNode(radio, knobs=NodeKnobs(...))`` takes all knobs at once (then ``name``, ``mac`` and ``noise_psk``
+are the knobs'). A bad ``noise_psk`` raises ValueError when the node starts.
 
 What a client sees is what an ESP32 with ``api:`` and ``bluetooth_proxy: active: true`` shows to
 aioesphomeapi and bleak-esphome: hello, device info (with the Bluetooth proxy feature flags and MAC), no
@@ -29,31 +38,20 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-from aioesphomeapi import api_pb2
-from google.protobuf.message import Message
+from aioesphomeapi import BluetoothProxyFeature as ProxyFeature
 
-from bmslib.sim.emulator import Emulator
-from bmslib.sim.esphome.adverts import int_to_mac, mac_to_int, raw_advertisement
-from bmslib.sim.esphome.bridge import ERROR_FAIL_ESTABLISH, ERROR_TERMINATED_BY_PEER, BleConnection
-from bmslib.sim.esphome.gatt import CCCD_UUID, split_uuid
-from bmslib.sim.esphome.knobs import NodeKnobs, ProxyFeature
+from bmslib.sim.esphome.bridge import BleConnection
+from bmslib.sim.esphome.knobs import NodeKnobs
+from bmslib.sim.esphome.messages import pb
 from bmslib.sim.esphome.noise import NoiseResponder, decode_psk
+from bmslib.sim.esphome.proxy import BluetoothProxy
 from bmslib.sim.esphome.session import ApiSession
-from bmslib.sim.radio import DeviceNotFound, LinkRefused, SimRadio, close_link
+from bmslib.sim.radio import SimRadio
 
 _LOG = logging.getLogger(__name__)
 
-#: ESPHome's messages (generated code without type information)
-pb: Any = api_pb2
-
+#: the API version the node speaks (ESPHome 2025.x reports 1.12 and later; 1.12 brought 16-bit UUIDs)
 API_VERSION = (1, 12)
-#: GATT errors as ESPHome sends them
-GATT_NOT_CONNECTED = -1  # ESPHome's own code for "no connection to this address"
-GATT_INVALID_HANDLE = 0x01
-GATT_READ_NOT_PERMIT = 0x02
-GATT_WRITE_NOT_PERMIT = 0x03
-
-_REQ = pb.BluetoothDeviceRequestType
 
 
 class EsphomeNode:
@@ -66,11 +64,12 @@ class EsphomeNode:
         self.port = port
         self.knobs = knobs or NodeKnobs(name=name, mac=mac, noise_psk=noise_psk)
         self.sessions: set[ApiSession] = set()
-        self.connections: dict[int, BleConnection] = {}
+        self.proxy = BluetoothProxy(radio, self.knobs)
         self.boots = 1
         self.api_connections = 0  # TCP connections accepted (refused ones included)
         self._server: asyncio.Server | None = None
         self._session_tasks: set[asyncio.Task[None]] = set()
+        self._handlers = self._make_handlers()
 
     # --- lifecycle ---
     async def __aenter__(self) -> Self:
@@ -95,8 +94,7 @@ class EsphomeNode:
         if server is not None:
             server.close()
             await server.wait_closed()
-        for conn in list(self.connections.values()):
-            self._release(conn, notify=False)
+        self.proxy.reset()
         tasks = list(self._session_tasks)
         for task in tasks:
             task.cancel()
@@ -105,17 +103,34 @@ class EsphomeNode:
                 await task
 
     @property
+    def connections(self) -> dict[int, BleConnection]:
+        """The Bluetooth connection slots in use, by 48-bit address."""
+        return self.proxy.connections
+
+    @property
     def listening(self) -> bool:
         return self._server is not None
 
-    def drop_sessions(self) -> None:
-        """Every API session ends at once, as when the node loses its network (its Bluetooth links go too)."""
+    def drop_sessions(self, *, graceful: bool = False, stale_for: float = 0.0) -> None:
+        """Every API session ends at once, as when the node loses its network or power (its Bluetooth links go
+        too). ``graceful``: as when it shuts down on purpose (an update, a reboot from its web page): it sends
+        each client a DisconnectRequest first. ``stale_for``: as when the network dropped and the node has not
+        noticed: the client that held the proxy keeps holding it (and its links) for that many seconds, so a
+        client that comes back meanwhile has its advertisement subscription ignored."""
         for session in list(self.sessions):
-            session.abort()
+            if stale_for > 0:
+                self.proxy.hold_stale(session, stale_for)
+            if graceful:
+                session.send(pb.DisconnectRequest())
+                session.end()
+            else:
+                session.abort()
             self._session_gone(session)
 
-    async def reboot(self, down_for: float = 3.0) -> None:
-        """Drop the sessions and links, close the port for ``down_for`` seconds, then come back (a new boot)."""
+    async def reboot(self, down_for: float = 3.0, *, graceful: bool = False) -> None:
+        """Drop the sessions and links, close the port for ``down_for`` seconds, then come back (a new boot).
+        ``graceful``: the clients are told first (see :meth:`drop_sessions`)."""
+        self.drop_sessions(graceful=graceful)
         await self.stop()
         await asyncio.sleep(down_for)
         self.boots += 1
@@ -147,17 +162,16 @@ class EsphomeNode:
         if session not in self.sessions:
             return
         self.sessions.discard(session)
-        for conn in [c for c in self.connections.values() if c.owner is session]:
-            self._release(conn, notify=False)
+        self.proxy.session_gone(session)
 
-    def _handle(self, session: ApiSession, msg: Message) -> None:
-        handler = self._handlers().get(type(msg))
+    def _handle(self, session: ApiSession, msg: Any) -> None:
+        handler = self._handlers.get(type(msg))
         if handler is None:
             _LOG.debug("esphome node: %s not handled", type(msg).__name__)
             return
         handler(session, msg)
 
-    def _handlers(self) -> dict[type[Any], Callable[[ApiSession, Any], None]]:
+    def _make_handlers(self) -> dict[type[Any], Callable[[ApiSession, Any], None]]:
         return {
             pb.HelloRequest: self._hello,
             pb.DisconnectRequest: self._disconnect_request,
@@ -165,20 +179,12 @@ class EsphomeNode:
             pb.GetTimeRequest: lambda s, m: s.send(pb.GetTimeResponse(epoch_seconds=int(time.time()))),
             pb.DeviceInfoRequest: self._device_info,
             pb.ListEntitiesRequest: lambda s, m: s.send(pb.ListEntitiesDoneResponse()),
-            pb.SubscribeBluetoothLEAdvertisementsRequest: self._subscribe_adverts,
-            pb.UnsubscribeBluetoothLEAdvertisementsRequest: self._unsubscribe_adverts,
-            pb.SubscribeBluetoothConnectionsFreeRequest: self._subscribe_free,
-            pb.BluetoothDeviceRequest: self._device_request,
-            pb.BluetoothGATTGetServicesRequest: self._get_services,
-            pb.BluetoothGATTReadRequest: self._read,
-            pb.BluetoothGATTReadDescriptorRequest: self._read_descriptor,
-            pb.BluetoothGATTWriteRequest: self._write,
-            pb.BluetoothGATTWriteDescriptorRequest: self._write_descriptor,
-            pb.BluetoothGATTNotifyRequest: self._notify_request,
+            **self.proxy.handlers(),
         }
 
     def _hello(self, session: ApiSession, msg: Any) -> None:
         session.client_info = msg.client_info
+        session.api_version = (msg.api_version_major, msg.api_version_minor)
         k = self.knobs
         session.send(pb.HelloResponse(api_version_major=API_VERSION[0], api_version_minor=API_VERSION[1],
                                       server_info=f"{k.name} (esphome v{k.esphome_version})", name=k.name))
@@ -196,251 +202,3 @@ class EsphomeNode:
             legacy_bluetooth_proxy_version=5 if k.feature_flags & ProxyFeature.ACTIVE_CONNECTIONS else 1,
             api_encryption_supported=k.noise_psk is not None,
         ))
-
-    # --- advertisements ---
-    def heard(self) -> list[tuple[Emulator, int]]:
-        """The devices the node hears now, with the RSSI it hears them at."""
-        out = []
-        for em in self.radio.emulators:
-            if em.faults.hidden or em.address in self.knobs.not_heard:
-                continue
-            out.append((em, self.knobs.rssi.get(em.address, em.advertisement().rssi)))
-        return out
-
-    def _subscribe_adverts(self, session: ApiSession, msg: Any) -> None:
-        if not self.knobs.feature_flags & ProxyFeature.PASSIVE_SCAN:
-            return
-        session.raw_advertisements = bool(msg.flags & 1) and bool(
-            self.knobs.feature_flags & ProxyFeature.RAW_ADVERTISEMENTS)
-        if not session.advertisements:
-            session.advertisements = True
-            session.spawn(self._advertise(session), "esphome-node-adverts")
-
-    def _unsubscribe_adverts(self, session: ApiSession, msg: Message) -> None:
-        session.advertisements = False
-
-    async def _advertise(self, session: ApiSession) -> None:
-        while session.advertisements and not session.closed:
-            heard = self.heard()
-            if session.raw_advertisements:
-                session.send(pb.BluetoothLERawAdvertisementsResponse(advertisements=[
-                    pb.BluetoothLERawAdvertisement(address=mac_to_int(em.address), rssi=rssi, address_type=0,
-                                                   data=raw_advertisement(em.advertisement()))
-                    for em, rssi in heard]))
-            else:
-                for em, rssi in heard:
-                    adv = em.advertisement()
-                    session.send(pb.BluetoothLEAdvertisementResponse(
-                        address=mac_to_int(em.address), name=(adv.name or "").encode(), rssi=rssi, address_type=0,
-                        service_uuids=list(adv.service_uuids),
-                        manufacturer_data=[pb.BluetoothServiceData(uuid=f"0x{company:04X}", data=bytes(data))
-                                           for company, data in adv.manufacturer_data.items()]))
-            await asyncio.sleep(self.knobs.advert_interval)
-
-    # --- connection slots ---
-    def _subscribe_free(self, session: ApiSession, msg: Message) -> None:
-        session.connections_free = True
-        session.send(self._free_message())
-
-    def _free_message(self) -> pb.BluetoothConnectionsFreeResponse:
-        limit = self.knobs.slots
-        return pb.BluetoothConnectionsFreeResponse(free=max(0, limit - len(self.connections)), limit=limit,
-                                                   allocated=list(self.connections))
-
-    def _free_changed(self) -> None:
-        msg = self._free_message()
-        for session in self.sessions:
-            if session.connections_free:
-                session.send(msg)
-
-    def _device_request(self, session: ApiSession, msg: Any) -> None:
-        kind = msg.request_type
-        if kind in (_REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT,
-                    _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT_V3_WITH_CACHE,
-                    _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT_V3_WITHOUT_CACHE):
-            self._connect(session, msg.address, v3=kind != _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT)
-        elif kind == _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_DISCONNECT:
-            conn = self.connections.get(msg.address)
-            if conn is not None:
-                self._release(conn, notify=False)
-            session.send(pb.BluetoothDeviceConnectionResponse(address=msg.address, connected=False))
-        elif kind == _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_PAIR:
-            self._pair(session, msg.address)
-        elif kind == _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_UNPAIR:
-            session.send(pb.BluetoothDeviceUnpairingResponse(address=msg.address, success=True))
-        elif kind == _REQ.BLUETOOTH_DEVICE_REQUEST_TYPE_CLEAR_CACHE:
-            ok = bool(self.knobs.feature_flags & ProxyFeature.CACHE_CLEARING)
-            session.send(pb.BluetoothDeviceClearCacheResponse(address=msg.address, success=ok))
-
-    def _connect(self, session: ApiSession, address: int, *, v3: bool) -> None:
-        if not self.knobs.feature_flags & ProxyFeature.ACTIVE_CONNECTIONS:
-            session.send(pb.BluetoothDeviceConnectionResponse(address=address, connected=False))
-            return
-        existing = self.connections.get(address)
-        if existing is not None:
-            if existing.connected:
-                session.send(pb.BluetoothDeviceConnectionResponse(address=address, connected=True,
-                                                                  mtu=existing.mtu))
-            return  # a connect already under way answers when it is done
-        if len(self.connections) >= self.knobs.slots:
-            _LOG.info("esphome node %s: no free connection slot for %s", self.knobs.name, int_to_mac(address))
-            session.send(pb.BluetoothDeviceConnectionResponse(address=address, connected=False))
-            return
-        conn = BleConnection(address, int_to_mac(address), session, v3=v3, on_notify=self._on_notify,
-                             on_drop=self._on_drop)
-        self.connections[address] = conn
-        self._free_changed()
-        session.spawn(self._open(session, conn), f"esphome-node-connect-{conn.mac}")
-
-    async def _open(self, session: ApiSession, conn: BleConnection) -> None:
-        try:
-            em = await self._open_link(conn)
-        except LinkRefused:
-            await asyncio.sleep(self.knobs.connect_fail_after)
-            if self.connections.get(conn.address) is conn:
-                del self.connections[conn.address]
-                self._free_changed()
-                session.send(pb.BluetoothDeviceConnectionResponse(address=conn.address, connected=False,
-                                                                  error=ERROR_FAIL_ESTABLISH))
-            return
-        except asyncio.CancelledError:
-            if self.connections.get(conn.address) is conn:
-                del self.connections[conn.address]
-            raise
-        if self.connections.get(conn.address) is not conn:  # released while connecting
-            close_link(em, conn)
-            return
-        conn.attached(em)
-        session.send(pb.BluetoothDeviceConnectionResponse(address=conn.address, connected=True, mtu=conn.mtu))
-
-    async def _open_link(self, conn: BleConnection) -> Emulator:
-        if conn.mac in self.knobs.not_heard:
-            raise DeviceNotFound(conn.mac)
-        return await self.radio.open_link(conn.mac, conn)
-
-    def _release(self, conn: BleConnection, *, notify: bool) -> None:
-        """Free the slot of ``conn`` and close its link (``notify``: tell its session the link is gone)."""
-        if self.connections.get(conn.address) is conn:
-            del self.connections[conn.address]
-        em, conn.emulator = conn.emulator, None
-        if em is not None:
-            close_link(em, conn)
-        owner = conn.owner
-        if notify and isinstance(owner, ApiSession):
-            owner.send(pb.BluetoothDeviceConnectionResponse(address=conn.address, connected=False,
-                                                            error=ERROR_TERMINATED_BY_PEER))
-        self._free_changed()
-
-    def _on_drop(self, conn: BleConnection) -> None:
-        self._release(conn, notify=True)
-
-    def _on_notify(self, conn: BleConnection, handle: int, data: bytes) -> None:
-        owner = conn.owner
-        if isinstance(owner, ApiSession):
-            owner.send(pb.BluetoothGATTNotifyDataResponse(address=conn.address, handle=handle, data=data))
-
-    def _pair(self, session: ApiSession, address: int) -> None:
-        conn = self.connections.get(address)
-        if conn is None or conn.emulator is None or not self.knobs.feature_flags & ProxyFeature.PAIRING:
-            session.send(pb.BluetoothDevicePairingResponse(address=address, paired=False,
-                                                           error=GATT_NOT_CONNECTED))
-            return
-        pair = getattr(conn.emulator, "pair", None)
-        try:
-            if pair is not None:
-                pair()
-        except Exception:  # noqa: BLE001 - an emulator that refuses pairing says so by raising
-            session.send(pb.BluetoothDevicePairingResponse(address=address, paired=False, error=0x05))
-            return
-        session.send(pb.BluetoothDevicePairingResponse(address=address, paired=True))
-
-    # --- GATT ---
-    def _connected(self, session: ApiSession, address: int, handle: int) -> BleConnection | None:
-        conn = self.connections.get(address)
-        if conn is None or conn.emulator is None or conn.table is None:
-            session.send(pb.BluetoothGATTErrorResponse(address=address, handle=handle, error=GATT_NOT_CONNECTED))
-            return None
-        return conn
-
-    def _get_services(self, session: ApiSession, msg: Any) -> None:
-        conn = self._connected(session, msg.address, 0)
-        if conn is None or conn.table is None:
-            return
-        for svc in conn.table.services:
-            session.send(pb.BluetoothGATTGetServicesResponse(address=msg.address, services=[pb.BluetoothGATTService(
-                uuid=split_uuid(svc.uuid), handle=svc.handle, characteristics=[
-                    pb.BluetoothGATTCharacteristic(
-                        uuid=split_uuid(ch.uuid), handle=ch.handle, properties=ch.properties,
-                        descriptors=[] if ch.cccd is None else [pb.BluetoothGATTDescriptor(
-                            uuid=split_uuid(CCCD_UUID), handle=ch.cccd)])
-                    for ch in svc.characteristics])]))
-        session.send(pb.BluetoothGATTGetServicesDoneResponse(address=msg.address))
-
-    def _read(self, session: ApiSession, msg: Any) -> None:
-        conn = self._connected(session, msg.address, msg.handle)
-        if conn is None or conn.table is None or conn.emulator is None:
-            return
-        char = conn.table.by_handle.get(msg.handle)
-        if char is None:
-            session.send(pb.BluetoothGATTErrorResponse(address=msg.address, handle=msg.handle,
-                                                       error=GATT_INVALID_HANDLE))
-            return
-        try:
-            data = conn.emulator.handle_read(char.source_uuid) if char.properties & 0x02 else None
-        except KeyError:
-            data = None
-        if data is None:
-            session.send(pb.BluetoothGATTErrorResponse(address=msg.address, handle=msg.handle,
-                                                       error=GATT_READ_NOT_PERMIT))
-            return
-        session.send(pb.BluetoothGATTReadResponse(address=msg.address, handle=msg.handle, data=bytes(data)))
-
-    def _read_descriptor(self, session: ApiSession, msg: Any) -> None:
-        conn = self._connected(session, msg.address, msg.handle)
-        if conn is None or conn.table is None:
-            return
-        if msg.handle not in conn.table.by_cccd:
-            session.send(pb.BluetoothGATTErrorResponse(address=msg.address, handle=msg.handle,
-                                                       error=GATT_INVALID_HANDLE))
-            return
-        session.send(pb.BluetoothGATTReadResponse(address=msg.address, handle=msg.handle,
-                                                  data=conn.cccd.get(msg.handle, b"\x00\x00")))
-
-    def _write(self, session: ApiSession, msg: Any) -> None:
-        conn = self._connected(session, msg.address, msg.handle)
-        if conn is None or conn.table is None or conn.emulator is None:
-            return
-        char = conn.table.by_handle.get(msg.handle)
-        if char is None or not char.properties & (0x08 if msg.response else 0x04):
-            error = GATT_INVALID_HANDLE if char is None else GATT_WRITE_NOT_PERMIT
-            session.send(pb.BluetoothGATTErrorResponse(address=msg.address, handle=msg.handle, error=error))
-            return
-        if msg.response:  # the acknowledgement leaves before the device reacts, as on a real link
-            session.send(pb.BluetoothGATTWriteResponse(address=msg.address, handle=msg.handle))
-        conn.emulator.receive_write(char.source_uuid, bytes(msg.data))
-
-    def _write_descriptor(self, session: ApiSession, msg: Any) -> None:
-        conn = self._connected(session, msg.address, msg.handle)
-        if conn is None or conn.table is None:
-            return
-        if msg.handle not in conn.table.by_cccd:
-            session.send(pb.BluetoothGATTErrorResponse(address=msg.address, handle=msg.handle,
-                                                       error=GATT_INVALID_HANDLE))
-            return
-        conn.cccd[msg.handle] = bytes(msg.data)
-        session.send(pb.BluetoothGATTWriteResponse(address=msg.address, handle=msg.handle))
-
-    def _notify_request(self, session: ApiSession, msg: Any) -> None:
-        conn = self._connected(session, msg.address, msg.handle)
-        if conn is None or conn.table is None:
-            return
-        char = conn.table.by_handle.get(msg.handle)
-        if char is None or char.cccd is None:
-            session.send(pb.BluetoothGATTErrorResponse(address=msg.address, handle=msg.handle,
-                                                       error=GATT_INVALID_HANDLE))
-            return
-        if msg.enable:
-            conn.notify_handles.add(msg.handle)
-        else:
-            conn.notify_handles.discard(msg.handle)
-        session.send(pb.BluetoothGATTNotifyResponse(address=msg.address, handle=msg.handle))

@@ -41,9 +41,9 @@ class ApiSession:
         self.closed = False
         self.ready = noise is None  # plaintext: messages flow at once
         self.client_info = ""
+        self.api_version = (0, 0)  # the client's, from its hello
         self.advertisements = False  # subscribed to advertisements
         self.raw_advertisements = False
-        self.connections_free = False  # subscribed to free-slot updates
         self.tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -70,6 +70,11 @@ class ApiSession:
         """Drop the TCP connection at once (a node rebooting, losing Wi-Fi, ...)."""
         self.closed = True
         self._writer.transport.abort()
+
+    def end(self) -> None:
+        """Close the TCP connection after what is written went out."""
+        self.closed = True
+        self._writer.close()
 
     async def close(self) -> None:
         """End the session after what is written went out."""
