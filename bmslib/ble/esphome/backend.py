@@ -168,11 +168,9 @@ class ProxyClient(BaseBleakClient):
                              f"within {self._timeout:g} s") from None
         self._slot = link
         try:
-            found = link.client_data.scanner.get_discovered_device_advertisement_data(self.address) \
-                if link.client_data is not None and link.client_data.scanner is not None else None
-            if found is None or link.client_data is None:
-                raise BleakDeviceNotFoundError(self.address, f"{self.address}: proxy {link.name} lost it")
-            inner = ESPHomeClient(found[0], client_data=link.client_data, disconnected_callback=self._lost,
+            device = self._device_on(link)
+            assert link.client_data is not None  # _device_on found its scanner
+            inner = ESPHomeClient(device, client_data=link.client_data, disconnected_callback=self._lost,
                                   timeout=self._timeout)
             await inner.connect(pair, **kwargs)
         except BaseException:
@@ -180,6 +178,14 @@ class ProxyClient(BaseBleakClient):
             raise
         self._inner = inner
         proxies.connected(self.address, link)
+
+    def _device_on(self, link: ProxyLink) -> BLEDevice:
+        """The device as ``link``'s scanner knows it (its details name the proxy, as ESPHomeClient needs)."""
+        scanner = link.client_data.scanner if link.client_data is not None else None
+        found = scanner.get_discovered_device_advertisement_data(self.address) if scanner is not None else None
+        if found is None:
+            raise BleakDeviceNotFoundError(self.address, f"{self.address}: proxy {link.name} no longer hears it")
+        return found[0]
 
     def _release(self) -> None:
         slot, self._slot = self._slot, None

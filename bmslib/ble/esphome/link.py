@@ -14,8 +14,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 from aioesphomeapi.client import APIClient
-from aioesphomeapi.model import BluetoothProxyFeature
-from aioesphomeapi.reconnect_logic import ReconnectLogic
 from aioesphomeapi.core import (
     APIConnectionError,
     EncryptionPlaintextAPIError,
@@ -27,6 +25,8 @@ from aioesphomeapi.core import (
     SocketAPIError,
     TimeoutAPIError,
 )
+from aioesphomeapi.model import BluetoothProxyFeature
+from aioesphomeapi.reconnect_logic import ReconnectLogic
 from bleak_esphome import connect_scanner
 from bleak_esphome.backend.client import ESPHomeClientData
 from habluetooth import Allocations

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 
 class SlotHolder(Protocol):
@@ -39,13 +39,13 @@ class NoProxyHearsError(Exception):
 
 
 @dataclass(eq=False)
-class _Waiter(Generic[H]):
+class _Waiter[H: SlotHolder]:
     address: str
     candidates: Callable[[], Sequence[H]]  # the proxies that hear the device, best first, right now
     future: asyncio.Future[H] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-class SlotBroker(Generic[H]):
+class SlotBroker[H: SlotHolder]:
     """Our devices' slots on each proxy, and the line of devices waiting for one."""
 
     def __init__(self) -> None:
