@@ -97,6 +97,7 @@ class ProxyLink:
         self._reconnect: ReconnectLogic | None = None
         self._teardown: list[Callable[[], None]] = []
         self._logged: str | None = None  # the problem logged last (not logged again while it lasts)
+        self._stopping = False
 
     def __repr__(self) -> str:
         return f"<ProxyLink {self.describe()}>"
@@ -131,6 +132,7 @@ class ProxyLink:
     async def stop(self) -> None:
         """Close the API connection and stop reconnecting. Raises nothing."""
         reconnect, cli, self._reconnect, self._cli = self._reconnect, self._cli, None, None
+        self._stopping = True
         try:
             if reconnect is not None:
                 await reconnect.stop()
@@ -186,7 +188,7 @@ class ProxyLink:
         self.on_change()
 
     async def _on_disconnect(self, expected: bool) -> None:
-        if self.client_data is not None:
+        if self.client_data is not None and not self._stopping:
             _LOG.info("ESPHome proxy %s disconnected; reconnecting in the background", self.describe())
         self._end_session()
 
