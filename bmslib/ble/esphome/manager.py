@@ -44,19 +44,24 @@ class ProxyManager:
         self.links = [ProxyLink(e, self.bluetooth, self._changed) for e in endpoints]
         self._holding: dict[str, ProxyLink] = {}  # device address (upper case) -> the proxy it is connected through
         self._changes = asyncio.Event()
+        self.started = False
         client = type("BoundProxyClient", (ProxyClient,), {"proxies": self})
         scanner = type("BoundProxyScanner", (ProxyScanner,), {"proxies": self})
         self.backend = ProxyBackend(client, scanner, proxies=self)
 
     # --- life cycle ---
     async def start(self) -> None:
-        """Start connecting every proxy (in the background, with back-off); returns at once."""
+        """Start connecting every proxy (in the background, with back-off); returns at once. Idempotent."""
+        if self.started:
+            return
+        self.started = True
         await self.bluetooth.start()
         for link in self.links:
             await link.start()
 
     async def stop(self) -> None:
         """Close every API connection. Raises nothing."""
+        self.started = False
         for link in self.links:
             await link.stop()
         self.bluetooth.stop()
