@@ -71,9 +71,9 @@ class ProxyScanner(BaseBleakScanner):
 
     def __init__(self, detection_callback: AdvertisementDataCallback | None = None,
                  service_uuids: list[str] | None = None, scanning_mode: str = "active", **kwargs: Any) -> None:
-        super().__init__(detection_callback, service_uuids)
+        self._running = False  # before bleak's __init__, which registers the callback
         self._only = _pinned(kwargs)
-        self._running = False
+        super().__init__(detection_callback, service_uuids)
 
     async def start(self) -> None:
         self.seen_devices = {}

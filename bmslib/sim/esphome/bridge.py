@@ -60,8 +60,10 @@ class BleConnection:
     def deliver(self, char_uuid: str, data: bytes) -> None:
         if self.table is None:
             return
-        handle = self.table.value_handle(char_uuid)
-        if handle is not None and self.notifying(handle):
+        # a device may list a UUID twice (JK: FFE1 to write, FFE1 to notify): the one the client listens to
+        listened = (h for h, ch in self.table.by_handle.items() if ch.source_uuid == char_uuid and self.notifying(h))
+        handle = next(listened, None)
+        if handle is not None:
             self._on_notify(self, handle, data)
 
     def drop(self) -> None:
