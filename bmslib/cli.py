@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds to scan (default 10)")
     scan.add_argument("--adapter", metavar="hciN", help="Bluetooth adapter to scan with")
     scan.add_argument("--demo", action="store_true", help="scan the simulated demo devices")
+    scan.add_argument("--config", metavar="PATH", help="options file: with ble_stack: esphome, scan through its "
+                      "bluetooth_proxies (each line names the proxy that hears the device)")
 
     dec = sub.add_parser("decode", help="decode notification chunks (hex) of a device type; prints JSON")
     dec.add_argument("--type", required=True, dest="type_name", help="device type, e.g. jbd")
@@ -95,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr, force=True)
-    for noisy in ("bleak", "bleak_retry_connector", "asyncio"):
+    for noisy in ("bleak", "bleak_retry_connector", "asyncio", "bleak_esphome", "habluetooth"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+    # aioesphomeapi logs every reconnect attempt and its outcome: batmon says it once per proxy (batmon.proxy)
+    logging.getLogger("aioesphomeapi").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFactory]) -> int:
@@ -108,7 +112,8 @@ def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFact
     if command == "decode":
         return cmd_decode(args.type_name, args.hex, key=args.key)
     if command == "scan":
-        return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo))
+        return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo,
+                                    config_path=args.config))
     return cmd_run(config_path=args.config, demo=args.demo or args.demo_proxy, demo_proxy=args.demo_proxy,
                    state_dir=args.state_dir, verbose=args.verbose, save_interval=args.save_interval,
                    sink_factories=sink_factories)
@@ -142,7 +147,7 @@ def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = N
 
 # --- scan -------------------------------------------------------------------------------------------
 
-async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
+async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool, config_path: str | None = None) -> int:
     from bmslib.app import make_emulator  # noqa: PLC0415
     from bmslib.ble.backend import BleBackend  # noqa: PLC0415
     from bmslib.ble.scan import scan  # noqa: PLC0415
@@ -151,6 +156,20 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
     types = device_types()
     backend = BleBackend()
     radio = None
+    proxies = None
+    if config_path is not None and not demo:
+        try:
+            config = load_config(config_path, env=dict(os.environ), types=type_infos(types))
+        except ConfigError as exc:
+            for line in exc.problems:
+                print(line, file=sys.stderr)
+            return EXIT_CONFIG
+        if config.ble_stack == "esphome":
+            from bmslib.ble.esphome import ProxyManager  # noqa: PLC0415
+
+            proxies = ProxyManager(config.bluetooth_proxies)
+            backend = proxies.backend
+            await proxies.start()
     if demo:
         import random  # noqa: PLC0415
 
@@ -171,7 +190,10 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool) -> int:
     finally:
         if radio is not None:
             await radio.aclose()
-    print(f"{'address':<17}  {'rssi':>8}  {'name':<24}  looks like")
+        if proxies is not None:
+            await proxies.stop()
+    print(f"{'address':<17}  {'rssi':>8}  {'name':<24}  {'via':<16}  looks like" if proxies is not None else
+          f"{'address':<17}  {'rssi':>8}  {'name':<24}  looks like")
     for r in results:
         print(r.describe())
     if not results:
@@ -297,8 +319,15 @@ async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.
                faults: FaultPlan | None = None, sink_factories: Sequence[SinkFactory] = ()) -> int:
     from bmslib.app import App  # noqa: PLC0415
 
-    config = await name_unnamed_devices(config, state_dir)
-    app = App(config, state_dir=state_dir, save_interval=save_interval, sink_factories=sink_factories)
+    proxies = None
+    if config.ble_stack == "esphome":
+        from bmslib.ble.esphome import ProxyManager  # noqa: PLC0415  (its libraries only when asked for)
+
+        proxies = ProxyManager(config.bluetooth_proxies)
+        await proxies.start()  # the scan for advertised names below goes through them too
+    config = await name_unnamed_devices(config, state_dir, backend=proxies.backend if proxies is not None else None)
+    app = App(config, state_dir=state_dir, save_interval=save_interval, sink_factories=sink_factories,
+              proxies=proxies)
     freeze_startup_objects()
     loop = asyncio.get_running_loop()
     fault_task = None

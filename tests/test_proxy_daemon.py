@@ -99,9 +99,8 @@ async def test_daemon_reads_through_a_proxy_and_again_after_it_reboots(
             devices = [{"address": em.address, "type": t, "alias": a} for a, (t, em) in batteries.items()]
             options = {"devices": devices, "ble_stack": "esphome", "bluetooth_proxies": [proxy], **broker.options()}
             async with daemon(options, tmp_path) as proc:
-                for alias in batteries:
-                    await wait_for(lambda a=alias: watcher.last(f"{a}/soc/total_voltage"), START_TIMEOUT,
-                                   f"{alias}'s first state, read through the proxy")
+                await wait_for(lambda: all(watcher.last(f"{a}/soc/total_voltage") for a in batteries), START_TIMEOUT,
+                               "both batteries' first states, read through the proxy")
                 assert node.sessions, "the daemon talks to the node"
                 assert all(em.battery.cycles != AFTER_REBOOT_CYCLES for _, em in batteries.values())
 

@@ -32,12 +32,14 @@ class ScanResult:
     rssi: int | None
     types: tuple[str, ...]  # device types whose advertisement patterns match
     notes: tuple[str, ...]
+    via: str | None = None  # the ESPHome proxy that heard it (None: this machine's adapter)
 
     def describe(self) -> str:
         looks = ", ".join(self.types) if self.types else "-"
         note = f"  ({'; '.join(self.notes)})" if self.notes else ""
         rssi = f"{self.rssi:>4d} dBm" if self.rssi is not None else "   ? dBm"
-        return f"{self.address}  {rssi}  {(self.name or '?'):<24}  {looks}{note}"
+        via = f"{self.via:<16}  " if self.via is not None else ""
+        return f"{self.address}  {rssi}  {(self.name or '?'):<24}  {via}{looks}{note}"
 
 
 def classify(address: str, name: str | None, service_uuids: list[str], manufacturer_data: Mapping[int, bytes],
@@ -62,7 +64,7 @@ async def scan(backend: BleBackend, types: Mapping[str, Matchable], *, timeout: 
 
     Raises BluetoothUnavailableError (no adapter, BlueZ or D-Bus) or BmsConnectError (the scan failed).
     """
-    seen: dict[str, ScanResult] = {}
+    seen: dict[tuple[str, str | None], ScanResult] = {}  # one line per device and proxy that hears it
     if adapter and not backend.simulated:
         adapter = await adapter_name(adapter)
     try:
@@ -72,7 +74,9 @@ async def scan(backend: BleBackend, types: Mapping[str, Matchable], *, timeout: 
                     async for dev, adv in scanner.advertisement_data():
                         name = adv.local_name or dev.name
                         kinds, notes = classify(dev.address, name, adv.service_uuids, adv.manufacturer_data, types)
-                        seen[dev.address] = ScanResult(dev.address, name, adv.rssi, kinds, notes)
+                        via = dev.details.get("proxy") if isinstance(dev.details, dict) else None
+                        via = via if isinstance(via, str) else None
+                        seen[dev.address, via] = ScanResult(dev.address, name, adv.rssi, kinds, notes, via)
     except RADIO_ERRORS as exc:
         raise connect_error(exc, adapter or "default adapter") from exc
     return sorted(seen.values(), key=lambda r: -(r.rssi if r.rssi is not None else -999))
