@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bmslib.config import GROUP_TYPES
-from bmslib.config.original_types import RENAMED
+from bmslib.config.original_types import AIOBMSBLE_NATIVE, RENAMED, dropin_names
 from bmslib.family import DeviceType, Family
 from bmslib.registry import families
 
@@ -42,12 +42,28 @@ class Region:
 
 
 def documented(fams: Sequence[Family]) -> list[Family]:
-    """The families with a doc page (alphabetically), then the others."""
-    return sorted(fams, key=lambda f: (f.doc_page is None, f.name))
+    """The families with a doc page (batmon's own alphabetically, then the bridge's), then the others."""
+    return sorted(fams, key=lambda f: (f.doc_page is None, _bridged(f), f.name))
+
+
+def _bridged(fam: Family) -> bool:
+    """Every type of ``fam`` is read through aiobmsble."""
+    return bool(fam.types) and all(t.via != "native" for t in fam.types)
 
 
 def type_names(fams: Sequence[Family]) -> list[str]:
     return [t.name for f in fams for t in f.types]
+
+
+def bridged_plugins(fams: Sequence[Family]) -> list[str]:
+    """aiobmsble's plugin names of the bridge's types (``jbd_ble`` is plugin ``jbd``)."""
+    plugins = []
+    for f in fams:
+        if _bridged(f):
+            for t in f.types:
+                base = t.name.removesuffix("_ble")
+                plugins.append(base if base in AIOBMSBLE_NATIVE else t.name)
+    return plugins
 
 
 def code(names: Sequence[str]) -> str:
@@ -55,12 +71,13 @@ def code(names: Sequence[str]) -> str:
 
 
 def schema_types(fams: Sequence[Family], indent: str) -> str:
-    names = [*type_names(fams), *GROUP_TYPES, *RENAMED]  # batmon-ha's names the loader reads as batmon's
+    # batmon-ha's names the loader reads as batmon's (its schema took any text: they must stay valid)
+    names = [*type_names(fams), *GROUP_TYPES, *RENAMED, *dropin_names(bridged_plugins(fams))]
     return f"{indent}type: list({'|'.join(sorted(names))})\n"
 
 
 def type_table(fams: Sequence[Family], _indent: str) -> str:
-    lines = ["| type | devices | switches | `pin` / `key` | page |", "|---|---|---|---|---|"]
+    lines = ["| type | via | devices | reads | switches | `pin` / `key` | page |", "|---|---|---|---|---|---|---|"]
     for fam in documented(fams):
         page = f"[{fam.doc_page}](bms/{fam.doc_page}.md)" if fam.doc_page else "–"
         row: list[DeviceType] = []
@@ -73,15 +90,17 @@ def type_table(fams: Sequence[Family], _indent: str) -> str:
             row.append(t)
         if row:
             lines.append(_row(row, page))
-    lines.append(f"| {code(GROUP_TYPES)} | a virtual battery made of other devices | the members' | – | "
-                 "[Groups](Groups.md) |")
+    lines.append(f"| {code(GROUP_TYPES)} | native | a virtual battery made of other devices | the members' values | "
+                 "the members' | – | [Groups](Groups.md) |")
     return "\n".join(lines) + "\n"
 
 
 def _row(types: Sequence[DeviceType], page: str) -> str:
     doc = types[0].doc
     assert doc is not None
-    return f"| {code([t.name for t in types])} | {doc.devices} | {doc.switches} | {doc.secrets} | {page} |"
+    reads = doc.reads or ("see its page" if page != "–" else "–")
+    return (f"| {code([t.name for t in types])} | {types[0].via} | {doc.devices} | {reads} | {doc.switches} | "
+            f"{doc.secrets} | {page} |")
 
 
 def main_types(fams: Sequence[Family]) -> list[str]:
@@ -104,6 +123,9 @@ def and_list(items: Sequence[str]) -> str:
 def docs_types(fams: Sequence[Family], _indent: str) -> str:
     parts = []
     for f in documented(fams):
+        if _bridged(f):  # no family variants: one type per plugin, each named
+            parts.append(f"{code([t.name for t in f.types])} ({f.summary}; what each reads: doc/BMSes.md)")
+            continue
         variants = [f"`{t.name}`" for t in f.types[1:]]
         note = f"; {and_list(variants)} {f.variants_note}" if variants else ""
         parts.append(f"`{f.types[0].name}` ({f.summary}{note})")

@@ -34,6 +34,7 @@ class TypeDoc:
     devices: str  # which devices this type reads
     switches: str  # what can be switched
     secrets: str = "–"  # what `pin:` / `key:` mean for this type
+    reads: str = ""  # what is read, when the family's page does not say it (the bridge's types)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class DeviceType:
     radio: bool = True  # False: no Bluetooth at all (dummy)
     decoder: Decoder | None = None  # `decode` when the input is not notification chunks
     doc: TypeDoc | None = None  # its row in doc/BMSes.md; None: not listed there (e.g. a group)
+    #: who speaks the protocol: "native" (batmon's own driver, bmslib/bms/<family>) or "aiobmsble" (the bridge)
+    via: str = "native"
 
     def info(self) -> TypeInfo:
         return TypeInfo(name=self.name, switches=self.switches, accepts_pin=self.accepts_pin,

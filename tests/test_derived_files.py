@@ -21,8 +21,9 @@ def test_a_region_is_rewritten_between_its_markers_only(tmp_path: Path) -> None:
     begin, end = region.markers()
     text = f"schema:\n  devices:\n    - address: str\n      {begin}      type: list(old)\n      {end}\n      alias: str?\n"
     new = derived_files.rewrite(text, region, fams)
-    assert new.startswith(f"schema:\n  devices:\n    - address: str\n      {begin}      type: list(ant|")
-    assert new.endswith(f"|victron)\n      {end}\n      alias: str?\n")
+    assert new.startswith(f"schema:\n  devices:\n    - address: str\n      {begin}      type: list(abc|abc_aiobmsble|abc_ble|")
+    assert "|ant|" in new and "|seplos|" in new and "|victron|" in new
+    assert new.endswith(f"|x123smart_ble)\n      {end}\n      alias: str?\n")
     assert derived_files.rewrite(new, region, fams) == new
     with pytest.raises(ValueError, match="markers"):
         derived_files.rewrite("type: list(old)\n", region, fams)

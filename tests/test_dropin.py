@@ -16,7 +16,7 @@ from bmslib.ble.backend import BleBackend
 from bmslib.cli import name_unnamed_devices
 from bmslib.config import ConfigError, parse_config
 from bmslib.config.advertised_names import NAMES_FILE, unnamed, with_advertised_names
-from bmslib.config.original_types import AIOBMSBLE_NATIVE, REFUSED, RENAMED, original_type
+from bmslib.config.original_types import AIOBMSBLE_NATIVE, REFUSED, RENAMED, dropin_names, original_type
 from bmslib.device import DeviceStatus
 from bmslib.entities import SAMPLE_ENTITIES, sample_entities
 from bmslib.model import BATTERY_MODES, IDLE_CURRENT, OutputSign, Reading, Sample
@@ -144,17 +144,48 @@ def test_wired_and_unsupported_types_are_refused_in_one_line() -> None:
     assert refusal("litime") == ["devices[0].type: 'litime' is a BMS batmon does not support; keep it in batmon-ha"]
 
 
-def test_aiobmsble_names_are_refused_naming_what_to_use() -> None:
-    assert refusal("seplos_ble") == [
-        "devices[0].type: 'seplos_ble' is read through aiobmsble, which batmon does not include yet; keep this "
-        "device in batmon-ha (or the BMS_BLE integration) for now"]
-    assert refusal("jikong_aiobmsble") == [
-        "devices[0].type: 'jikong_aiobmsble' is read through aiobmsble, which batmon does not include yet; use "
-        "type 'jk' (batmon's own driver for it)"]
+@pytest.mark.parametrize(("name", "batmon"), [
+    ("seplos_ble", "seplos"), ("seplos_aiobmsble", "seplos"), ("renogy_pro_ble", "renogy_pro"),
+    ("Ecoworthy_BLE", "ecoworthy")])
+def test_aiobmsble_names_of_bridge_only_plugins_are_read_as_the_plugins_type(name: str, batmon: str) -> None:
+    cfg = parse(name)
+    assert cfg.devices[0].type == batmon
+    assert list(cfg.warnings) == [f"devices[0].type: '{name}' is batmon-ha's name; read as '{batmon}'"]
+
+
+@pytest.mark.parametrize(("name", "batmon", "native"), [
+    ("jikong", "jikong_ble", "jk"), ("abc", "abc_ble", "sok"), ("ej", "ej_ble", "supervolt"),
+    ("ant_leg", "ant_leg_ble", "ant_legacy"), ("jikong_aiobmsble", "jikong_ble", "jk"),
+    ("jbd_aiobmsble", "jbd_ble", "jbd"), ("ant_leg_aiobmsble", "ant_leg_ble", "ant_legacy")])
+def test_aiobmsble_names_of_natively_read_bmses_are_the_bridge_type_with_a_note(name: str, batmon: str,
+                                                                                native: str) -> None:
+    cfg = parse(name)
+    assert cfg.devices[0].type == batmon
+    assert list(cfg.warnings) == [f"devices[0].type: '{name}' is batmon-ha's name; read as '{batmon}' (batmon's "
+                                  f"own type '{native}' reads the same BMS and can switch)"]
+
+
+def test_the_bridge_types_of_natively_read_bmses_are_read_as_they_are() -> None:
     for module, ours in AIOBMSBLE_NATIVE.items():
         assert ours in device_types()
-        assert original_type(f"{module}_ble")[1].endswith(f"use type '{ours}' (batmon's own driver for it)")
+        cfg = parse(f"{module}_ble")
+        assert cfg.devices[0].type == f"{module}_ble" and not cfg.warnings
     assert original_type("jbd") == (None, "")  # batmon's own names are not the table's business
+
+
+def test_a_name_aiobmsble_has_no_plugin_for_is_not_a_known_type() -> None:
+    (problem,) = refusal("nonesuch_ble")
+    assert problem.startswith("devices[0].type: 'nonesuch_ble' is not a known type (")
+
+
+def test_every_dropin_name_is_offered_by_the_addon_schema_and_read() -> None:
+    types = device_types()
+    plugins = [name.removesuffix("_ble") if name.removesuffix("_ble") in AIOBMSBLE_NATIVE else name
+               for name, t in types.items() if t.via == "aiobmsble"]
+    names = dropin_names(plugins)
+    assert len(names) > 100 and not set(names) & set(types)
+    for name, ours in names.items():
+        assert parse(name).devices[0].type == ours
 
 
 def test_a_refused_type_exits_with_status_2_and_one_line(tmp_path: Path) -> None:

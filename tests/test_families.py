@@ -28,9 +28,11 @@ def test_family_has_its_files(family: Family) -> None:
         assert (ROOT / "tests" / "bms" / family.name / "test_protocol.py").is_file()
         assert (ROOT / "tests" / "bms" / family.name / "test_driver.py").is_file()
     if any(t.emulator is not None for t in family.types):
-        assert (folder / "emulator.py").is_file()
+        # one emulator module, or (a family of many types, the bridge) one module per type under emulators/
+        assert (folder / "emulator.py").is_file() or (folder / "emulators" / "__init__.py").is_file()
         for t in family.types:
-            assert t.emulator is None or t.emulator.__module__ == f"bmslib.bms.{family.name}.emulator"
+            assert t.emulator is None or t.emulator.__module__ in (
+                f"bmslib.bms.{family.name}.emulator", f"bmslib.bms.{family.name}.emulators.{t.name}")
     if family.doc_page is not None:
         assert (ROOT / "doc" / "bms" / f"{family.doc_page}.md").is_file()
     for t in family.types:

@@ -23,6 +23,7 @@ from typing import Any
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
 from bleak_retry_connector import establish_connection
 
 from bmslib.ble.adapter import adapter_name
@@ -45,6 +46,42 @@ FrameMatch = Callable[[bytes], bool]
 class _Pending:
     match: FrameMatch
     future: asyncio.Future[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class FoundDevice:
+    """A device found by scanning: bleak's device and the advertisement it was found by."""
+
+    device: BLEDevice
+    advertisement: AdvertisementData
+
+
+async def find_device(matcher: AddressMatcher, *, backend: BleBackend, adapter: str | None,
+                      scan_timeout: float) -> FoundDevice:
+    """Scan until an advertisement of the device ``matcher`` picks (MAC or advertised name) is heard.
+
+    ``adapter``: BlueZ's ``hciN`` (resolve an adapter's MAC with :func:`~bmslib.ble.adapter.adapter_name` first).
+    Raises DeviceNotFoundError (not seen within ``scan_timeout``; the message lists what was seen),
+    BluetoothUnavailableError (no adapter, BlueZ or D-Bus) or BmsConnectError (the scan failed).
+    """
+    want = matcher.address
+    seen: dict[str, tuple[str | None, int]] = {}
+    found: FoundDevice | None = None
+    timeout = asyncio.timeout(scan_timeout)
+    try:
+        async with backend.scanner(adapter=adapter) as scanner, timeout:
+            async for dev, adv in scanner.advertisement_data():
+                seen[dev.address] = (adv.local_name or dev.name, adv.rssi)
+                if matcher.matches(dev.address, adv.local_name, dev.name):
+                    found = FoundDevice(dev, adv)
+                    break
+    except RADIO_ERRORS as exc:
+        if not (isinstance(exc, TimeoutError) and timeout.expired()):
+            raise connect_error(exc, want, doing="scan failed: ") from exc
+    if found is None:
+        others = ", ".join(f"{a} ({n or '?'}, {r} dBm)" for a, (n, r) in sorted(seen.items())) or "nothing"
+        raise DeviceNotFoundError(want, f"not seen within {scan_timeout:g} s; seen: {others}")
+    return found
 
 
 class BleTransport:
@@ -95,24 +132,10 @@ class BleTransport:
         """
         if self.adapter and not self.backend.simulated:
             self.adapter = await adapter_name(self.adapter)  # a MAC becomes hciN, once
-        want = self.address
-        seen: dict[str, tuple[str | None, int]] = {}
-        found: BLEDevice | None = None
-        scan_timeout = asyncio.timeout(self.scan_timeout)
-        try:
-            async with self.backend.scanner(adapter=self.adapter) as scanner, scan_timeout:
-                async for dev, adv in scanner.advertisement_data():
-                    seen[dev.address] = (adv.local_name or dev.name, adv.rssi)
-                    if self.matcher.matches(dev.address, adv.local_name, dev.name):
-                        found, self.rssi = dev, adv.rssi
-                        break
-        except RADIO_ERRORS as exc:
-            if not (isinstance(exc, TimeoutError) and scan_timeout.expired()):
-                raise connect_error(exc, want, doing="scan failed: ") from exc
-        if found is None:
-            others = ", ".join(f"{a} ({n or '?'}, {r} dBm)" for a, (n, r) in sorted(seen.items())) or "nothing"
-            raise DeviceNotFoundError(want, f"not seen within {self.scan_timeout:g} s; seen: {others}")
-        return found
+        found = await find_device(self.matcher, backend=self.backend, adapter=self.adapter,
+                                  scan_timeout=self.scan_timeout)
+        self.rssi = found.advertisement.rssi
+        return found.device
 
     async def locate(self) -> None:
         """Scan for the device unless it is known (connected, or found by an earlier scan).

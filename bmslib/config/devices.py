@@ -139,8 +139,11 @@ class DeviceParser:
             return name
         renamed, why = original_type(text.casefold())
         if renamed is not None and renamed in self._types:
-            sec.warn("type", f"{show(text)} is batmon-ha's name; read as {show(renamed)}")
+            note = f" ({why})" if why else ""
+            sec.warn("type", f"{show(text)} is batmon-ha's name; read as {show(renamed)}{note}")
             return renamed
+        if renamed is not None:
+            why = ""
         if why:
             sec.problem("type", f"{show(text)} {why}")
             return None

@@ -12,7 +12,7 @@ import fnmatch
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, final
 
@@ -245,8 +245,9 @@ class AdvertisementMatcher:
 
     ``local_name`` is a shell glob (fnmatch, case-sensitive); ``service_uuid`` a full 128-bit UUID
     in lower case; ``manufacturer_id`` a company id whose data starts with ``manufacturer_data_start``;
-    ``oui`` the first three MAC bytes ``"AA:BB:CC"``. ``note`` is shown by ``scan`` (e.g. "newer
-    Supervolt packs speak the JBD protocol").
+    ``oui`` the first three MAC bytes ``"AA:BB:CC"``; ``service_data_uuid`` a UUID (lower case) the
+    advertisement carries service data for, or ``""``: it carries no service data at all. ``note`` is shown
+    by ``scan`` (e.g. "newer Supervolt packs speak the JBD protocol").
     """
 
     local_name: str | None = None
@@ -255,12 +256,17 @@ class AdvertisementMatcher:
     manufacturer_data_start: bytes = b""
     oui: str | None = None
     note: str | None = None
+    service_data_uuid: str | None = None
 
     def matches(self, *, address: str, name: str | None, service_uuids: Sequence[str],
-                manufacturer_data: Mapping[int, bytes]) -> bool:
+                manufacturer_data: Mapping[int, bytes], service_data_uuids: Collection[str] = ()) -> bool:
         if self.local_name is not None and not (name and fnmatch.fnmatchcase(name, self.local_name)):
             return False
         if self.service_uuid is not None and self.service_uuid not in {u.lower() for u in service_uuids}:
+            return False
+        if self.service_data_uuid is not None and (
+                self.service_data_uuid not in {u.lower() for u in service_data_uuids} if self.service_data_uuid
+                else service_data_uuids):
             return False
         if self.manufacturer_id is not None:
             data = manufacturer_data.get(self.manufacturer_id)

@@ -231,6 +231,8 @@ class JkEmulator(Emulator):
             "charge_fet": int(b.charge_fet), "discharge_fet": int(b.discharge_fet),
             "mos_temperature": b.mos_temperature, "balance_current": b.balance_current,
             "balance_action": balancing, "heating": 0,
+            # a real unit fills in its cells' mean and spread (real captures: within 1-2 mV of the cells')
+            "cell_average": round(sum(cells) / len(cells), 3), "cell_delta": round(max(cells) - min(cells), 3),
             "errors": names_to_bits([a for a in b.alarms if a in ERROR_BITS.values()], ERROR_BITS) & self.error_mask,
         }
         values.update(zip(self.probe_names, b.temperatures, strict=False))

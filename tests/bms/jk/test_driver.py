@@ -17,6 +17,7 @@ from bmslib.ble.scan import classify
 from bmslib.bms.jk.driver import JkDriver
 from bmslib.bms.jk.emulator import JkEmulator
 from bmslib.bms.jk.protocol import codec as jk
+from bmslib.bms.jk.protocol import jk02 as jk_jk02
 from bmslib.bms.jk.protocol.codec import FrameLayout, JkCodec
 from bmslib.errors import BmsDisconnectedError, BmsTimeoutError, UnsupportedError
 from bmslib.model import Reading, Sample
@@ -490,3 +491,33 @@ def test_decode_cli_reproduces_the_vectors(type_name: str, cases: list[dict[str,
         model = info.get("vendor_id") or info["device_info"]["model"]
         assert out["device_info"]["model"] == model and out["device_info"]["manufacturer"] == "JK"
     assert checked >= 2
+
+
+def _cell_stats(layout: FrameLayout, frame: bytes) -> tuple[list[float], float, float]:
+    """A JK02 cell-info frame's cells and its own average and delta fields."""
+    values = jk_jk02.CELL_INFO[layout].decode(frame)
+    n = int(values["cell_mask"]).bit_count()
+    cells = [int.from_bytes(frame[6 + 2 * i:8 + 2 * i], "little") / 1000 for i in range(n)]
+    return cells, float(values["cell_average"]), float(values["cell_delta"])
+
+
+REAL_JK02_CELL_INFO = [c for c in load_vectors("jk") if c.get("frame_type") == "cell_info(0x02)" and "frame" in c
+                       and c["kind"].startswith("real device capture") and "JK04" not in c["protocol"]]
+
+
+@pytest.mark.parametrize("case", REAL_JK02_CELL_INFO, ids=case_id)
+def test_real_units_fill_in_the_cell_average_and_delta(case: dict[str, Any]) -> None:
+    layout = FrameLayout.JK02_32S if "32S" in case["protocol"] else FrameLayout.JK02_24S
+    cells, average, delta = _cell_stats(layout, bytes.fromhex(case["frame"]))
+    assert delta == pytest.approx(max(cells) - min(cells), abs=0.0021) and delta > 0
+    assert average == pytest.approx(sum(cells) / len(cells), abs=0.0011)
+
+
+@pytest.mark.parametrize("layout", [FrameLayout.JK02_24S, FrameLayout.JK02_32S])
+def test_emulator_fills_in_the_cell_average_and_delta_as_real_units_do(layout: FrameLayout) -> None:
+    """aiobmsble reports the frame's delta field; the emulator once left it 0 (found by the cross-check)."""
+    em = JkEmulator(address="C8:47:80:00:00:01", name="JK-B2A24S", layout=layout,
+                    battery=BatteryModel(clock=lambda: 0.0))
+    cells, average, delta = _cell_stats(layout, em.cell_info_frame())
+    assert delta == pytest.approx(max(cells) - min(cells), abs=0.0005) and delta > 0
+    assert average == pytest.approx(sum(cells) / len(cells), abs=0.0006)
