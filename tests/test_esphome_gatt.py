@@ -44,7 +44,7 @@ def test_gatt_table_layout() -> None:
     tx, rx = svc.characteristics
     assert (tx.handle, tx.properties, tx.cccd) == (3, 0x20, 4)  # declaration 2, value 3, CCCD 4
     assert (rx.handle, rx.properties, rx.cccd) == (6, 0x04, None)
-    assert table.value_handle(TX) == 3 and table.value_handle("nope") is None
+    assert table.value_handles(TX) == (3,) and table.value_handles("nope") == ()
     assert table.by_cccd[4] is tx
     assert split_uuid(CCCD_UUID) == (0x0000290200001000, 0x800000805F9B34FB)
 
@@ -75,6 +75,7 @@ async def test_128_bit_uuids_and_indications(radio: SimRadio) -> None:
         await asyncio.wait_for(client.connect(login=True), 20)
         try:
             info = await client.device_info()
+            client.subscribe_bluetooth_le_raw_advertisements(lambda msg: None)  # to hold the proxy
             await client.bluetooth_device_connect(address, lambda *a: None, timeout=20, address_type=0,
                                                   feature_flags=info.bluetooth_proxy_feature_flags)
             [svc] = (await client.bluetooth_gatt_get_services(address)).services

@@ -31,6 +31,9 @@ from habluetooth.central_manager import CentralBluetoothManager
 
 from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.bms.jbd.protocol import frames as jbd
+from bmslib.bms.jk.emulator import JkEmulator
+from bmslib.bms.jk.protocol import codec as jk
+from bmslib.bms.jk.protocol.framing import CMD_DEVICE_INFO, FRAME_HEADER, FRAME_LENGTH, command
 from bmslib.sim.battery import BatteryModel
 from bmslib.sim.esphome.adverts import mac_to_int
 from bmslib.sim.esphome.node import EsphomeNode
@@ -50,8 +53,10 @@ def jbd_on(radio: SimRadio, sim_id: str = "a") -> JbdEmulator:
 
 
 @contextlib.asynccontextmanager
-async def api(node: EsphomeNode, *, noise_psk: str | None = None,
-              on_stop: Callable[[bool], Any] | None = None) -> AsyncIterator[APIClient]:
+async def api(node: EsphomeNode, *, noise_psk: str | None = None, on_stop: Callable[[bool], Any] | None = None,
+              subscribe: bool = True) -> AsyncIterator[APIClient]:
+    """A connected aioesphomeapi client; ``subscribe``: it holds the proxy (subscribed to advertisements, as
+    bleak-esphome does before anything else: the node answers Bluetooth requests only to its subscriber)."""
     client = APIClient("127.0.0.1", node.port, None, noise_psk=noise_psk, keepalive=60)
 
     async def stopped(expected: bool) -> None:
@@ -59,6 +64,9 @@ async def api(node: EsphomeNode, *, noise_psk: str | None = None,
             on_stop(expected)
 
     await asyncio.wait_for(client.connect(on_stop=stopped, login=True), WAIT)
+    if subscribe:
+        client.subscribe_bluetooth_le_raw_advertisements(lambda msg: None)
+        await until(lambda: node.proxy.subscriber is not None)
     try:
         yield client
     finally:
@@ -343,7 +351,7 @@ def ha_manager() -> Any:
 
 async def test_bleak_esphome_scanner_and_client_read_a_jbd(radio: SimRadio, ha_manager: Any) -> None:
     em = jbd_on(radio)
-    async with EsphomeNode(radio) as node, api(node) as cli:
+    async with EsphomeNode(radio) as node, api(node, subscribe=False) as cli:
         node.knobs.rssi[em.address] = -71
         info = await cli.device_info()
         assert cli.api_version is not None
@@ -355,9 +363,8 @@ async def test_bleak_esphome_scanner_and_client_read_a_jbd(radio: SimRadio, ha_m
         connector = HaBluetoothConnector(client=ESPHomeClient, source=source, can_connect=lambda: True)
         scanner = data.scanner = ESPHomeScanner(source, info.name, connector, True)
         unsetup = scanner.async_setup()
-        unsub = cli.subscribe_bluetooth_le_raw_advertisements(scanner.async_on_raw_advertisements)
+        cli.subscribe_bluetooth_le_raw_advertisements(scanner.async_on_raw_advertisements)
         await until(lambda: em.address in scanner.discovered_devices_and_advertisement_data)
-        unsub()
         unsetup()
         _, adv = scanner.discovered_devices_and_advertisement_data[em.address]
         assert (adv.local_name, adv.rssi, adv.service_uuids) == (em.name, -71, [jbd.SERVICE_UUID])
@@ -400,3 +407,85 @@ async def test_address_type_knob(radio: SimRadio) -> None:
         await until(lambda: bool(types))
         unsub()
         assert set(types) == {1}
+
+
+async def test_one_subscriber_holds_the_proxy(radio: SimRadio) -> None:
+    em = jbd_on(radio)
+    address = mac_to_int(em.address)
+    async with EsphomeNode(radio) as node, api(node) as first, api(node, subscribe=False) as second:
+        seen: list[Any] = []
+        second.subscribe_bluetooth_le_raw_advertisements(seen.append)  # ignored, as by the firmware
+        first_states: list[tuple[bool, int, int]] = []
+        await _connect(first, address, first_states)
+        for _ in range(20):
+            await asyncio.sleep(0.02)
+        assert seen == []
+        # the second client's connect request is served, but the answer goes to the subscriber
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(second.bluetooth_device_disconnect(address), 0.5)
+        await until(lambda: first_states[-1][0] is False)
+        assert em.link is None
+
+
+async def test_unsubscribing_drops_the_links(radio: SimRadio) -> None:
+    em = jbd_on(radio)
+    async with EsphomeNode(radio) as node, api(node, subscribe=False) as client:
+        unsub = client.subscribe_bluetooth_le_raw_advertisements(lambda msg: None)
+        await until(lambda: node.proxy.subscriber is not None)
+        await _connect(client, mac_to_int(em.address), [])
+        assert em.link is not None
+        unsub()
+        await until(lambda: em.link is None and not node.connections)
+
+
+async def test_scanner_state_and_mode(radio: SimRadio) -> None:
+    from aioesphomeapi.model import BluetoothScannerMode  # noqa: PLC0415
+
+    async with EsphomeNode(radio) as node:
+        node.knobs.feature_flags |= BluetoothProxyFeature.FEATURE_STATE_AND_MODE
+        async with api(node, subscribe=False) as client:
+            states: list[Any] = []
+            client.subscribe_bluetooth_scanner_state(states.append)
+            client.subscribe_bluetooth_le_raw_advertisements(lambda msg: None)
+            await until(lambda: bool(states))
+            assert states[-1].mode == BluetoothScannerMode.ACTIVE
+            client.bluetooth_scanner_set_mode(BluetoothScannerMode.PASSIVE)
+            await until(lambda: states[-1].mode == BluetoothScannerMode.PASSIVE)
+
+
+async def test_jk_two_characteristics_with_one_uuid(radio: SimRadio) -> None:
+    """JK lists FFE1 twice (one to write, one to notify): notifications go out on the one the client enabled."""
+    rng = random.Random("jk")
+    em = JkEmulator(address=sim_address("jk"), name="JK-jk", battery=BatteryModel(rng=rng, clock=lambda: 0.0),
+                    rng=rng)
+    radio.add(em)
+    address = mac_to_int(em.address)
+    async with EsphomeNode(radio) as node, api(node) as client:
+        await _connect(client, address, [])
+        [svc] = (await client.bluetooth_gatt_get_services(address)).services
+        write, notify = svc.characteristics
+        assert write.uuid == notify.uuid == jk.NOTIFY_UUID
+        assert (write.descriptors, len(notify.descriptors)) == ([], 1)
+        received = bytearray()
+        await client.bluetooth_gatt_start_notify(address, notify.handle, lambda h, d: received.extend(d))
+        await client.bluetooth_gatt_write_descriptor(address, notify.descriptors[0].handle, b"\x01\x00")
+        await client.bluetooth_gatt_write(address, write.handle, command(CMD_DEVICE_INFO), True)
+        await until(lambda: len(received) >= FRAME_LENGTH)
+        assert received.startswith(FRAME_HEADER)
+        assert node.connections
+
+
+async def test_a_stale_subscriber_holds_the_proxy_until_reaped(radio: SimRadio) -> None:
+    em = jbd_on(radio)
+    async with EsphomeNode(radio) as node:
+        async with api(node) as client:
+            await _connect(client, mac_to_int(em.address), [])
+            node.drop_sessions(stale_for=5.0)  # the client comes back well within it, even on a loaded machine
+            assert em.link is not None  # the stale subscriber's link stays up
+        async with api(node, subscribe=False) as again:
+            seen: list[Any] = []
+            again.subscribe_bluetooth_le_raw_advertisements(seen.append)  # ignored: the stale one holds the proxy
+            await until(lambda: em.link is None)  # reaped: its links go
+            assert seen == []
+            again.subscribe_bluetooth_le_raw_advertisements(seen.append)  # as bleak-esphome's watchdog retries
+            await until(lambda: bool(seen))

@@ -1,7 +1,7 @@
-"""One Bluetooth connection of the node (one slot): the link between an API session and an emulator.
+"""One Bluetooth connection of the node (one slot): its link to an emulator.
 
 It is the host side the emulator sees (:class:`~bmslib.sim.emulator.Link`, like the simulated bleak client):
-the emulator's notifications go out to the session as GATT notify data, on the handles the client enabled.
+the emulator's notifications go out as GATT notify data, on the handles the client enabled.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ ERROR_FAIL_ESTABLISH: Final = 0x3E
 class BleConnection:
     """A slot in use: connecting, then connected to one emulator."""
 
-    def __init__(self, address: int, mac: str, owner: object, *, with_cache: bool,
+    def __init__(self, address: int, mac: str, *, with_cache: bool,
                  on_notify: Callable[[BleConnection, int, bytes], None],
                  on_drop: Callable[[BleConnection], None]) -> None:
         self.address = address
         self.mac = mac
-        self.owner = owner  # the API session that asked for it
         #: the client said it has the services cached (it asks for them anyway if it wants them)
         self.with_cache = with_cache
         self.paired = False
@@ -60,9 +59,8 @@ class BleConnection:
     def deliver(self, char_uuid: str, data: bytes) -> None:
         if self.table is None:
             return
-        # a device may list a UUID twice (JK: FFE1 to write, FFE1 to notify): the one the client listens to
-        listened = (h for h, ch in self.table.by_handle.items() if ch.source_uuid == char_uuid and self.notifying(h))
-        handle = next(listened, None)
+        # of the characteristics with this UUID, the one the client listens to
+        handle = next((h for h in self.table.value_handles(char_uuid) if self.notifying(h)), None)
         if handle is not None:
             self._on_notify(self, handle, data)
 

@@ -46,13 +46,10 @@ class GattTable:
     by_handle: dict[int, Characteristic] = field(default_factory=dict)
     by_cccd: dict[int, Characteristic] = field(default_factory=dict)
 
-    def value_handle(self, char_uuid: str) -> int | None:
-        """The handle of the first characteristic with this UUID (an emulator names characteristics by UUID)."""
-        for svc in self.services:
-            for ch in svc.characteristics:
-                if ch.source_uuid == char_uuid:
-                    return ch.handle
-        return None
+    def value_handles(self, char_uuid: str) -> tuple[int, ...]:
+        """The handles of the characteristics with this UUID (an emulator names characteristics by UUID, and a
+        device may list one UUID twice: JK's FFE1 to write and FFE1 to notify)."""
+        return tuple(ch.handle for svc in self.services for ch in svc.characteristics if ch.source_uuid == char_uuid)
 
 
 def gatt_table(services: tuple[GattService, ...]) -> GattTable:

@@ -7,11 +7,14 @@ Public API::
         node.knobs              # NodeKnobs (knobs.py), changeable at any time: slots, rssi and address_type per
                                 # device, not_heard, refuse_api, feature_flags, noise_psk, name, mac, ...
         node.drop_sessions()    # every API session ends at once (TCP aborted), their Bluetooth links with them;
-                                # graceful=True: each client gets a DisconnectRequest first
+                                # graceful=True: each client gets a DisconnectRequest first; stale_for=S: the
+                                # node notices only after S seconds (the old client keeps holding the proxy)
         await node.reboot(3.0)  # drop sessions and links, close the port for 3 s, reopen (node.boots + 1)
         node.sessions           # the open API sessions
         node.connections        # the Bluetooth connection slots in use, by 48-bit address
         node.proxy.heard()      # the devices it hears now, with their RSSI
+        node.proxy.subscriber   # the API session holding the proxy (the first to subscribe to advertisements:
+                                # Bluetooth answers go only there, as on the firmware)
         node.listening          # whether the port is open
 
 ``EsphomeNode(radio, knobs=NodeKnobs(...))`` takes all knobs at once (then ``name``, ``mac`` and ``noise_psk``
@@ -61,11 +64,12 @@ class EsphomeNode:
         self.port = port
         self.knobs = knobs or NodeKnobs(name=name, mac=mac, noise_psk=noise_psk)
         self.sessions: set[ApiSession] = set()
-        self.proxy = BluetoothProxy(radio, self.knobs, lambda: list(self.sessions))
+        self.proxy = BluetoothProxy(radio, self.knobs)
         self.boots = 1
         self.api_connections = 0  # TCP connections accepted (refused ones included)
         self._server: asyncio.Server | None = None
         self._session_tasks: set[asyncio.Task[None]] = set()
+        self._handlers = self._make_handlers()
 
     # --- lifecycle ---
     async def __aenter__(self) -> Self:
@@ -90,7 +94,7 @@ class EsphomeNode:
         if server is not None:
             server.close()
             await server.wait_closed()
-        self.proxy.release_all()
+        self.proxy.reset()
         tasks = list(self._session_tasks)
         for task in tasks:
             task.cancel()
@@ -107,11 +111,15 @@ class EsphomeNode:
     def listening(self) -> bool:
         return self._server is not None
 
-    def drop_sessions(self, *, graceful: bool = False) -> None:
+    def drop_sessions(self, *, graceful: bool = False, stale_for: float = 0.0) -> None:
         """Every API session ends at once, as when the node loses its network or power (its Bluetooth links go
         too). ``graceful``: as when it shuts down on purpose (an update, a reboot from its web page): it sends
-        each client a DisconnectRequest first."""
+        each client a DisconnectRequest first. ``stale_for``: as when the network dropped and the node has not
+        noticed: the client that held the proxy keeps holding it (and its links) for that many seconds, so a
+        client that comes back meanwhile has its advertisement subscription ignored."""
         for session in list(self.sessions):
+            if stale_for > 0:
+                self.proxy.hold_stale(session, stale_for)
             if graceful:
                 session.send(pb.DisconnectRequest())
                 session.end()
@@ -157,13 +165,13 @@ class EsphomeNode:
         self.proxy.session_gone(session)
 
     def _handle(self, session: ApiSession, msg: Any) -> None:
-        handler = self._handlers().get(type(msg))
+        handler = self._handlers.get(type(msg))
         if handler is None:
             _LOG.debug("esphome node: %s not handled", type(msg).__name__)
             return
         handler(session, msg)
 
-    def _handlers(self) -> dict[type[Any], Callable[[ApiSession, Any], None]]:
+    def _make_handlers(self) -> dict[type[Any], Callable[[ApiSession, Any], None]]:
         return {
             pb.HelloRequest: self._hello,
             pb.DisconnectRequest: self._disconnect_request,

@@ -1,6 +1,11 @@
 """The node's Bluetooth proxy: advertisements, connection slots, connects, GATT, as ESPHome's
 ``bluetooth_proxy`` component answers them.
 
+One API client at a time holds the proxy: the first to subscribe to advertisements (the firmware's "Only one
+API subscription is allowed at a time"; another client's subscription is ignored). Every Bluetooth answer and
+report goes to that client, whoever asked; while no client holds it, Bluetooth requests come to nothing and
+every link is dropped (so a client that unsubscribes loses its links).
+
 The firmware's habits kept here because clients meet them: a connect beyond the slots is answered with
 ``connected=False`` and no error; a link that ends is reported twice (its disconnect, then its close with the
 free-slot report after it); a write without response is acknowledged too; GATT requests for an address
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final
 
 from aioesphomeapi import BluetoothProxyFeature as ProxyFeature
@@ -43,17 +48,17 @@ _SIG_BASE: Final = "-0000-1000-8000-00805f9b34fb"
 class BluetoothProxy:
     """Slots and links of one node; its message handlers take (session, message)."""
 
-    def __init__(self, radio: SimRadio, knobs: NodeKnobs, sessions: Callable[[], Iterable[ApiSession]]) -> None:
+    def __init__(self, radio: SimRadio, knobs: NodeKnobs) -> None:
         self.radio = radio
         self.knobs = knobs
-        self._sessions = sessions
         self.connections: dict[int, BleConnection] = {}
+        #: the API session holding the proxy (subscribed to advertisements), or None
+        self.subscriber: ApiSession | None = None
+        self.scan_mode = pb.BluetoothScannerMode.BLUETOOTH_SCANNER_MODE_ACTIVE
+        self._stale: asyncio.TimerHandle | None = None  # the subscriber is gone, the node has not noticed yet
 
     def handlers(self) -> dict[type[Any], Callable[[ApiSession, Any], None]]:
-        return {
-            pb.SubscribeBluetoothLEAdvertisementsRequest: self._subscribe_adverts,
-            pb.UnsubscribeBluetoothLEAdvertisementsRequest: self._unsubscribe_adverts,
-            pb.SubscribeBluetoothConnectionsFreeRequest: self._subscribe_free,
+        to_subscriber: dict[type[Any], Callable[[ApiSession, Any], None]] = {
             pb.BluetoothDeviceRequest: self._device_request,
             pb.BluetoothGATTGetServicesRequest: self._get_services,
             pb.BluetoothGATTReadRequest: self._read,
@@ -61,12 +66,57 @@ class BluetoothProxy:
             pb.BluetoothGATTWriteRequest: self._write,
             pb.BluetoothGATTWriteDescriptorRequest: self._write_descriptor,
             pb.BluetoothGATTNotifyRequest: self._notify_request,
+            pb.BluetoothScannerSetModeRequest: self._set_scan_mode,
+        }
+        return {
+            pb.SubscribeBluetoothLEAdvertisementsRequest: self._subscribe_adverts,
+            pb.UnsubscribeBluetoothLEAdvertisementsRequest: self._unsubscribe_adverts,
+            pb.SubscribeBluetoothConnectionsFreeRequest: self._subscribe_free,
+            **{kind: self._for_subscriber(handler) for kind, handler in to_subscriber.items()},
         }
 
+    def _for_subscriber(self, handler: Callable[[ApiSession, Any], None]) -> Callable[[ApiSession, Any], None]:
+        """``handler`` run on behalf of the subscriber (its answers go there), whoever asked."""
+        def run(session: ApiSession, msg: Any) -> None:
+            subscriber = self.subscriber
+            if subscriber is None or subscriber.closed:
+                _LOG.debug("esphome node %s: %s without an advertisement subscriber, ignored", self.knobs.name,
+                           type(msg).__name__)
+                return
+            handler(subscriber, msg)
+        return run
+
     def session_gone(self, session: ApiSession) -> None:
-        """The firmware drops every link when its API client goes."""
-        for conn in [c for c in self.connections.values() if c.owner is session]:
-            self._release(conn, reason=None)
+        """Without its subscriber the firmware drops every link."""
+        if session is self.subscriber and self._stale is None:
+            self.subscriber = None
+            self.release_all()
+
+    def hold_stale(self, session: ApiSession, seconds: float) -> None:
+        """The subscriber's connection is gone but the node notices only after ``seconds`` (its keepalive
+        reaps it after ~150 s on the firmware): until then another client's subscription is ignored and the
+        links stay up, their news lost."""
+        if session is not self.subscriber:
+            return
+        if self._stale is not None:
+            self._stale.cancel()
+        self._stale = asyncio.get_running_loop().call_later(seconds, self._reap, session)
+
+    def _reap(self, session: ApiSession) -> None:
+        self._stale = None
+        self.session_gone(session)
+
+    def reset(self) -> None:
+        """A new boot: no subscriber, no links."""
+        if self._stale is not None:
+            self._stale.cancel()
+            self._stale = None
+        self.subscriber = None
+        self.release_all()
+
+    def _held(self) -> bool:
+        """Whether a client holds the proxy (a stale one too)."""
+        return self.subscriber is not None and (not self.subscriber.closed or self._stale is not None)
 
     def release_all(self) -> None:
         for conn in list(self.connections.values()):
@@ -88,14 +138,33 @@ class BluetoothProxy:
     def _subscribe_adverts(self, session: ApiSession, msg: Any) -> None:
         if not self.knobs.feature_flags & ProxyFeature.PASSIVE_SCAN:
             return
+        if self.subscriber is not session and self._held():
+            _LOG.info("esphome node %s: only one API subscription is allowed at a time (%s asked)",
+                      self.knobs.name, session.peer)
+            return
+        self.subscriber = session
         session.raw_advertisements = bool(msg.flags & 1) and bool(
             self.knobs.feature_flags & ProxyFeature.RAW_ADVERTISEMENTS)
         if not session.advertisements:
             session.advertisements = True
             session.spawn(self._advertise(session), "esphome-node-adverts")
+        self._send_scanner_state()
 
     def _unsubscribe_adverts(self, session: ApiSession, msg: Any) -> None:
-        session.advertisements = False
+        if session is self.subscriber:
+            session.advertisements = False
+            self.session_gone(session)
+
+    def _send_scanner_state(self) -> None:
+        if self.subscriber is not None and self.knobs.feature_flags & ProxyFeature.FEATURE_STATE_AND_MODE:
+            self.subscriber.send(pb.BluetoothScannerStateResponse(
+                state=pb.BluetoothScannerState.BLUETOOTH_SCANNER_STATE_RUNNING, mode=self.scan_mode,
+                configured_mode=pb.BluetoothScannerMode.BLUETOOTH_SCANNER_MODE_ACTIVE))
+
+    def _set_scan_mode(self, session: ApiSession, msg: Any) -> None:
+        if self.knobs.feature_flags & ProxyFeature.FEATURE_STATE_AND_MODE:
+            self.scan_mode = msg.mode
+            self._send_scanner_state()
 
     async def _advertise(self, session: ApiSession) -> None:
         while session.advertisements and not session.closed:
@@ -118,7 +187,6 @@ class BluetoothProxy:
 
     # --- slots ---
     def _subscribe_free(self, session: ApiSession, msg: Any) -> None:
-        session.connections_free = True
         session.send(self._free_message())
 
     def _free_message(self) -> Any:
@@ -127,16 +195,13 @@ class BluetoothProxy:
                                                    allocated=list(self.connections))
 
     def _free_changed(self) -> None:
-        msg = self._free_message()
-        for session in self._sessions():
-            if session.connections_free:
-                session.send(msg)
+        if self.subscriber is not None:
+            self.subscriber.send(self._free_message())
 
-    def _connection_state(self, session: ApiSession | object, address: int, *, connected: bool, mtu: int = 0,
-                          error: int = 0) -> None:
-        if isinstance(session, ApiSession):
-            session.send(pb.BluetoothDeviceConnectionResponse(address=address, connected=connected, mtu=mtu,
-                                                              error=error))
+    def _connection_state(self, address: int, *, connected: bool, mtu: int = 0, error: int = 0) -> None:
+        if self.subscriber is not None:
+            self.subscriber.send(pb.BluetoothDeviceConnectionResponse(address=address, connected=connected, mtu=mtu,
+                                                                      error=error))
 
     def _device_request(self, session: ApiSession, msg: Any) -> None:
         kinds = pb.BluetoothDeviceRequestType
@@ -145,11 +210,11 @@ class BluetoothProxy:
                     kinds.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT_V3_WITHOUT_CACHE):
             self._connect(session, msg)
         elif kind == kinds.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT:  # version 1: no longer served
-            self._connection_state(session, msg.address, connected=False)
+            self._connection_state(msg.address, connected=False)
         elif kind == kinds.BLUETOOTH_DEVICE_REQUEST_TYPE_DISCONNECT:
             conn = self.connections.get(msg.address)
             if conn is None:
-                self._connection_state(session, msg.address, connected=False)
+                self._connection_state(msg.address, connected=False)
                 self._free_changed()
             else:
                 self._release(conn, reason=ERROR_TERMINATED_BY_HOST)
@@ -163,37 +228,37 @@ class BluetoothProxy:
     def _connect(self, session: ApiSession, msg: Any) -> None:
         address = msg.address
         if not self.knobs.feature_flags & ProxyFeature.ACTIVE_CONNECTIONS:
-            self._connection_state(session, address, connected=False, error=GATT_NOT_CONNECTED)
+            self._connection_state(address, connected=False, error=GATT_NOT_CONNECTED)
             return
         existing = self.connections.get(address)
         if existing is not None:
             if existing.connected:  # the firmware repeats the news (without the MTU)
-                self._connection_state(session, address, connected=True)
+                self._connection_state(address, connected=True)
                 self._free_changed()
             return  # a connect under way answers when it is done
         if len(self.connections) >= self.knobs.slots:
             _LOG.info("esphome node %s: no free connection slot for %s", self.knobs.name, int_to_mac(address))
-            self._connection_state(session, address, connected=False)
+            self._connection_state(address, connected=False)
             return
         if not msg.has_address_type:
-            self._connection_state(session, address, connected=False)
+            self._connection_state(address, connected=False)
             return
         kinds = pb.BluetoothDeviceRequestType
         with_cache = msg.request_type == kinds.BLUETOOTH_DEVICE_REQUEST_TYPE_CONNECT_V3_WITH_CACHE
-        conn = BleConnection(address, int_to_mac(address), session, with_cache=with_cache,
+        conn = BleConnection(address, int_to_mac(address), with_cache=with_cache,
                              on_notify=self._on_notify, on_drop=self._on_drop)
         self.connections[address] = conn
         self._free_changed()
-        session.spawn(self._open(session, conn), f"esphome-node-connect-{conn.mac}")
+        session.spawn(self._open(conn), f"esphome-node-connect-{conn.mac}")
 
-    async def _open(self, session: ApiSession, conn: BleConnection) -> None:
+    async def _open(self, conn: BleConnection) -> None:
         try:
             em = await self._open_link(conn)
         except LinkRefused:
             await asyncio.sleep(self.knobs.connect_fail_after)
             if self.connections.get(conn.address) is conn:
                 del self.connections[conn.address]
-                self._connection_state(session, conn.address, connected=False, error=ERROR_FAIL_ESTABLISH)
+                self._connection_state(conn.address, connected=False, error=ERROR_FAIL_ESTABLISH)
                 self._free_changed()
             return
         except asyncio.CancelledError:
@@ -204,7 +269,7 @@ class BluetoothProxy:
             close_link(em, conn)
             return
         conn.attached(em)
-        self._connection_state(session, conn.address, connected=True, mtu=conn.mtu)
+        self._connection_state(conn.address, connected=True, mtu=conn.mtu)
         self._free_changed()
 
     async def _open_link(self, conn: BleConnection) -> Emulator:
@@ -213,25 +278,24 @@ class BluetoothProxy:
         return await self.radio.open_link(conn.mac, conn)
 
     def _release(self, conn: BleConnection, *, reason: int | None) -> None:
-        """Free the slot of ``conn`` and close its link. ``reason``: tell its session, as the firmware does:
-        the disconnect, then the close, then the free slots; None: the session is gone, nobody to tell."""
+        """Free the slot of ``conn`` and close its link. ``reason``: tell the subscriber as the firmware does:
+        the disconnect, then the close, then the free slots; None: nobody to tell."""
         if self.connections.get(conn.address) is conn:
             del self.connections[conn.address]
         em, conn.emulator = conn.emulator, None
         if em is not None:
             close_link(em, conn)
         if reason is not None:
-            self._connection_state(conn.owner, conn.address, connected=False, error=reason)
-            self._connection_state(conn.owner, conn.address, connected=False, error=reason)
+            self._connection_state(conn.address, connected=False, error=reason)  # the disconnect event
+            self._connection_state(conn.address, connected=False, error=reason)  # the close event
         self._free_changed()
 
     def _on_drop(self, conn: BleConnection) -> None:
         self._release(conn, reason=ERROR_TERMINATED_BY_PEER)
 
     def _on_notify(self, conn: BleConnection, handle: int, data: bytes) -> None:
-        owner = conn.owner
-        if isinstance(owner, ApiSession):
-            owner.send(pb.BluetoothGATTNotifyDataResponse(address=conn.address, handle=handle, data=data))
+        if self.subscriber is not None:
+            self.subscriber.send(pb.BluetoothGATTNotifyDataResponse(address=conn.address, handle=handle, data=data))
 
     def _pair(self, session: ApiSession, address: int) -> None:
         conn = self.connections.get(address)

@@ -44,7 +44,6 @@ class ApiSession:
         self.api_version = (0, 0)  # the client's, from its hello
         self.advertisements = False  # subscribed to advertisements
         self.raw_advertisements = False
-        self.connections_free = False  # subscribed to free-slot updates
         self.tasks: set[asyncio.Task[None]] = set()
 
     @property
