@@ -168,3 +168,24 @@ async def test_scan_lists_what_each_proxy_hears_with_its_name() -> None:
     assert (jk.address, "near") in rows and (jk.address, "far") not in rows
     assert "near" in rows[jbd.address, "near"].describe()
     await radio.aclose()
+
+
+async def test_a_device_pinned_to_a_proxy_uses_only_that_one() -> None:
+    radio = SimRadio()
+    em = emulator_for(radio, "jbd")
+    async with proxied(radio, ("near", "far")) as p:
+        p.nodes[0].knobs.rssi[em.address] = -40
+        p.nodes[1].knobs.rssi[em.address] = -90
+        driver = proxied_driver("jbd", p.proxies, em, adapter="far")
+        try:
+            async with asyncio.timeout(WAIT):
+                while len(p.proxies.paths(em.address)) < 2 or p.proxies.paths(em.address)[0].name != "near":
+                    await asyncio.sleep(0.05)
+                await driver.prepare()
+                await driver.connect()
+                assert (await driver.read())["voltage"] > 0
+            assert p.proxies.via(em.address) == "far"
+            assert not p.nodes[0].connections and len(p.nodes[1].connections) == 1
+        finally:
+            await driver.disconnect()
+    await radio.aclose()
