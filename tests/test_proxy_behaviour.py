@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +19,10 @@ from bmslib.config import parse_config
 from bmslib.drivers.base import Driver
 from bmslib.errors import BmsError
 from bmslib.registry import device_types, type_infos
+from bmslib.sim.esphome.node import EsphomeNode
 from bmslib.sim.radio import SimRadio
 from tests.proxy_helpers import WAIT, emulator_for, proxied, proxied_driver
+from tests.test_cli import ROOT
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 WRONG = base64.b64encode(bytes(range(1, 33))).decode()
@@ -188,4 +193,25 @@ async def test_a_device_pinned_to_a_proxy_uses_only_that_one() -> None:
             assert not p.nodes[0].connections and len(p.nodes[1].connections) == 1
         finally:
             await driver.disconnect()
+    await radio.aclose()
+
+
+async def test_main_scan_with_an_esphome_config_lists_the_proxys_devices(tmp_path: Path) -> None:
+    radio = SimRadio()
+    jbd = emulator_for(radio, "jbd", "a")
+    async with EsphomeNode(radio, name="shed") as node:  # one API client: an ESP32 has one advertisement subscriber
+        node.knobs.rssi[jbd.address] = -66
+        options = tmp_path / "options.json"
+        options.write_text(json.dumps({"ble_stack": "esphome", "bluetooth_proxies": [
+            {"host": "127.0.0.1", "port": node.port, "name": "shed"}]}))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "main.py"), "scan", "--timeout", "3", "--config", str(options), cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), WAIT * 2)
+    assert proc.returncode == 0, err.decode()
+    lines = [line for line in out.decode().splitlines() if line.startswith(jbd.address)]
+    assert len(lines) == 1, out.decode() + err.decode()
+    line = lines[0]
+    assert "-66 dBm" in line and "shed" in line and "jbd" in line, line
+    assert "via" in out.decode().splitlines()[0]
     await radio.aclose()
