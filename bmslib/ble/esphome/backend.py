@@ -57,6 +57,10 @@ class ProxyTable(Protocol):
     def released(self, address: str, link: ProxyLink) -> None: ...
 
 
+#: [s] between two reports of everything the proxies hear, while a scanner runs
+REPLAY_INTERVAL = 1.0
+
+
 def _pinned(kwargs: dict[str, Any]) -> str | None:
     """The proxy a device is pinned to: bleak's ``bluez={"adapter": ...}`` carries a device's ``adapter:``."""
     bluez = kwargs.get("bluez") or {}
@@ -72,6 +76,7 @@ class ProxyScanner(BaseBleakScanner):
     def __init__(self, detection_callback: AdvertisementDataCallback | None = None,
                  service_uuids: list[str] | None = None, scanning_mode: str = "active", **kwargs: Any) -> None:
         self._running = False  # before bleak's __init__, which registers the callback
+        self._replayer: asyncio.Task[None] | None = None
         self._only = _pinned(kwargs)
         super().__init__(detection_callback, service_uuids)
 
@@ -80,10 +85,21 @@ class ProxyScanner(BaseBleakScanner):
         self._running = True
         self.proxies.bluetooth.listeners.add(self._heard)
         self._replay()
+        self._replayer = asyncio.get_running_loop().create_task(self._replay_often(), name="proxy-scanner")
 
     async def stop(self) -> None:
         self._running = False
         self.proxies.bluetooth.listeners.discard(self._heard)
+        replayer, self._replayer = self._replayer, None
+        if replayer is not None:
+            replayer.cancel()
+
+    async def _replay_often(self) -> None:
+        """habluetooth reports a change of the best path only: what a weaker proxy hears, and devices that sit
+        still, come from the table, read again every :data:`REPLAY_INTERVAL`."""
+        while self._running:
+            await asyncio.sleep(REPLAY_INTERVAL)
+            self._replay()
 
     def register_detection_callback(self, callback: AdvertisementDataCallback | None) -> Callable[[], None]:
         remove = super().register_detection_callback(callback)
@@ -112,8 +128,9 @@ class ProxyScanner(BaseBleakScanner):
         if not self.is_allowed_uuid(list(adv.service_uuids)):
             return
         details = {**(device.details if isinstance(device.details, dict) else {}), "proxy": link.name}
-        reported = self.create_or_update_device(device.address, device.address, adv.local_name or device.name,
-                                                details, adv)
+        # one bleak device per proxy that hears it: each report keeps the proxy (and RSSI) it came through
+        reported = self.create_or_update_device(f"{device.address}/{link.name}", device.address,
+                                                adv.local_name or device.name, details, adv)
         self.call_detection_callbacks(reported, adv)
 
 
