@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bmslib.algorithm import DEFAULT_CALIBRATION_DAYS, AlgorithmRunner, parse_algorithm
 from bmslib.auto_type import AutoDriver
@@ -44,6 +44,9 @@ from bmslib.sim.emulator import Emulator
 from bmslib.sim.knobs import bank_name, set_faults
 from bmslib.sim.radio import SimRadio, sim_address
 from bmslib.sinks.base import Sink, SinkContext, SinkFactory
+
+if TYPE_CHECKING:
+    from bmslib.ble.esphome import ProxyManager
 
 _LOG = logging.getLogger("batmon")
 
@@ -123,13 +126,21 @@ class App:
 
     def __init__(self, config: AppConfig, *, types: Mapping[str, DeviceType] | None = None,
                  backend: BleBackend | None = None, radio: SimRadio | None = None, sinks: Sequence[Sink] | None = None,
+                 proxies: ProxyManager | None = None,
                  sink_factories: Sequence[SinkFactory] = (), state_dir: Path | None = None,
                  watchdog_timeout: float | None = None, bluetooth_grace: float | None = None,
                  save_interval: float = STATE_SAVE_PERIOD, meter_period: float = METER_PUBLISH_PERIOD) -> None:
         self.config = config
         self.types = dict(types or device_types())
         self.detector: Detector | None = None  # for type: auto (built when a device needs it)
-        self.backend = backend or BleBackend()
+        #: with ``ble_stack: esphome``: the ESPHome proxies (given, or made here), started by :meth:`run` and closed
+        #: by :meth:`shutdown`; every device but the simulated ones goes through them
+        self.proxies = proxies
+        if self.proxies is None and config.ble_stack == "esphome" and backend is None:
+            from bmslib.ble.esphome import ProxyManager  # noqa: PLC0415  (its libraries only when asked for)
+
+            self.proxies = ProxyManager(config.bluetooth_proxies)
+        self.backend = backend or (self.proxies.backend if self.proxies is not None else BleBackend())
         self.radio = radio
         self._sim_backend: BleBackend | None = None  # one for all simulated devices: they share its scanners
         self.state_dir = state_dir or Path(".")
@@ -465,7 +476,13 @@ class App:
         warning = expiry_warning(self.config.expire_values_after, self.config.sample_period)
         if warning is not None:
             _LOG.warning(warning)
-        await self._power_cycle_adapters()
+        if self.proxies is not None:
+            names = ", ".join(link.describe() for link in self.proxies.links)
+            _LOG.info("ble_stack esphome: devices are reached through the ESPHome proxies %s only, not through this "
+                      "machine's Bluetooth adapters", names)
+            await self.proxies.start()
+        else:
+            await self._power_cycle_adapters()
         self._load_state()
         for sink in self.sinks:
             await sink.start()
@@ -507,5 +524,7 @@ class App:
                 await sink.stop(max(0.1, deadline - time.monotonic()))
             except Exception:  # noqa: BLE001  (shutdown goes on; logged with traceback)
                 _LOG.exception("sink %s failed to stop cleanly", sink.name)
+        if self.proxies is not None:
+            await self.proxies.stop()
         if self.radio is not None:
             await self.radio.aclose()

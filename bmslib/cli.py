@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "/data/options.json, ./options.yaml, ./options.json")
         parser.add_argument("--demo", action="store_true", help="simulated devices instead of the configured "
                             "ones (one per type, plus a dummy), sampling every second")
+        parser.add_argument("--demo-proxy", action="store_true", help="with --demo: read the simulated devices "
+                            "through a simulated ESPHome Bluetooth proxy on a loopback port (ble_stack: esphome)")
         parser.add_argument("--state-dir", metavar="DIR", help="where meter and algorithm state is kept "
                             "(default: /data in the add-on, ./demo-state with --demo, else the current "
                             "directory)")
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "`main.py --demo`)")
     scan.add_argument("--json", action="store_true", help="one JSON object per line and device: address, name, "
                       "rssi, type (null when none), candidates (when ambiguous), simulated_as (the type a "
-                      "simulated device emulates)")
+                      "simulated device emulates), via (the ESPHome proxy that heard it)")
+    scan.add_argument("--config", metavar="PATH", help="options file: with ble_stack: esphome, scan through its "
+                      "bluetooth_proxies (each line names the proxy that hears the device)")
 
     sub.add_parser("types", help="print every device type as JSON: family, via (native or aiobmsble), what it "
                    "reads, switches, PIN/key")
@@ -104,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr, force=True)
-    for noisy in ("bleak", "bleak_retry_connector", "asyncio"):
+    for noisy in ("bleak", "bleak_retry_connector", "asyncio", "bleak_esphome", "habluetooth"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+    # aioesphomeapi logs every reconnect attempt and its outcome: batmon says it once per proxy (batmon.proxy)
+    logging.getLogger("aioesphomeapi").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFactory]) -> int:
@@ -117,11 +123,13 @@ def main(argv: Sequence[str] | None = None, *, sink_factories: Sequence[SinkFact
     if command == "decode":
         return cmd_decode(args.type_name, args.hex, key=args.key)
     if command == "scan":
-        return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo, as_json=args.json))
+        return asyncio.run(cmd_scan(timeout=args.timeout, adapter=args.adapter, demo=args.demo, as_json=args.json,
+                                    config_path=args.config))
     if command == "types":
         return cmd_types()
-    return cmd_run(config_path=args.config, demo=args.demo, state_dir=args.state_dir, verbose=args.verbose,
-                   save_interval=args.save_interval, sink_factories=sink_factories)
+    return cmd_run(config_path=args.config, demo=args.demo or args.demo_proxy, demo_proxy=args.demo_proxy,
+                   state_dir=args.state_dir, verbose=args.verbose, save_interval=args.save_interval,
+                   sink_factories=sink_factories)
 
 
 # --- decode -----------------------------------------------------------------------------------------
@@ -152,9 +160,11 @@ def cmd_decode(type_name: str, hex_chunks: Sequence[str], *, key: str | None = N
 
 # --- scan -------------------------------------------------------------------------------------------
 
-async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool, as_json: bool = False) -> int:
+async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool, as_json: bool = False,
+                   config_path: str | None = None) -> int:
     """List the devices heard, each with the type detected from its advertisement (:mod:`bmslib.detection`);
-    ``demo``: the demo's simulated devices (as ``main.py --demo`` builds them), each with the type it emulates."""
+    ``demo``: the demo's simulated devices (as ``main.py --demo`` builds them), each with the type it emulates;
+    ``config_path``: with its ``ble_stack: esphome``, through its ESPHome proxies."""
     from bmslib.app import simulated_radio  # noqa: PLC0415  (keeps `main.py --help` fast)
     from bmslib.ble.backend import BleBackend  # noqa: PLC0415
     from bmslib.ble.scan import scan  # noqa: PLC0415
@@ -166,6 +176,20 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool, as_json: 
     backend = BleBackend()
     radio = None
     simulated: dict[str, str] = {}  # emulator MAC -> the type it emulates
+    proxies = None
+    if config_path is not None and not demo:
+        try:
+            user_config = load_config(config_path, env=dict(os.environ), types=type_infos(types))
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return EXIT_CONFIG
+        if user_config.ble_stack == "esphome":
+            from bmslib.ble.esphome import ProxyManager  # noqa: PLC0415
+
+            proxies = ProxyManager(user_config.bluetooth_proxies)
+            backend = proxies.backend
+            await proxies.start()
     if demo:
         config = parse_config({"devices": demo_devices(types)}, source="built-in demo", env={},
                               types=type_infos(types), validate_algorithm=validate_algorithm)
@@ -182,6 +206,8 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool, as_json: 
     finally:
         if radio is not None:
             await radio.aclose()
+        if proxies is not None:
+            await proxies.stop()
     if as_json:
         for r in results:
             found = detector.resolve(r.types, r.notes)
@@ -190,14 +216,18 @@ async def cmd_scan(*, timeout: float, adapter: str | None, demo: bool, as_json: 
                 line["candidates"] = list(found.candidates)
             if r.address.upper() in simulated:
                 line["simulated_as"] = simulated[r.address.upper()]
+            if r.via is not None:
+                line["via"] = r.via
             print(json.dumps(line, ensure_ascii=False), flush=True)
         return 0
-    print(f"{'address':<17}  {'rssi':>8}  {'name':<24}  type")
+    print(f"{'address':<17}  {'rssi':>8}  {'name':<24}  {'via':<16}  type" if proxies is not None else
+          f"{'address':<17}  {'rssi':>8}  {'name':<24}  type")
     for r in results:
         found = detector.resolve(r.types, r.notes)
         rssi = f"{r.rssi:>4d} dBm" if r.rssi is not None else "   ? dBm"
         note = f"  ({'; '.join(found.notes)})" if found.notes else ""
-        print(f"{r.address}  {rssi}  {(r.name or '?'):<24}  {found.label()}{note}")
+        via = f"{(r.via or '-'):<16}  " if proxies is not None else ""
+        print(f"{r.address}  {rssi}  {(r.name or '?'):<24}  {via}{found.label()}{note}")
     if not results:
         print(f"(nothing seen within {timeout:g} s)")
     elif any(detector.resolve(r.types).ambiguous for r in results):
@@ -234,8 +264,9 @@ def cmd_types() -> int:
 
 # --- run --------------------------------------------------------------------------------------------
 
-def load_app_config(config_path: str | None, *, demo: bool) -> AppConfig:
-    """Load and validate options; with ``demo`` the device list is replaced by simulated devices."""
+def load_app_config(config_path: str | None, *, demo: bool, demo_options: Mapping[str, Any] | None = None) -> AppConfig:
+    """Load and validate options; with ``demo`` the device list is replaced by simulated devices, or by
+    ``demo_options`` (the demo's devices and the options that reach them, for ``--demo-proxy``)."""
     types = device_types()
     infos = type_infos(types)
     env = dict(os.environ)
@@ -246,7 +277,8 @@ def load_app_config(config_path: str | None, *, demo: bool) -> AppConfig:
     data: object = read_options_file(path) if path is not None else {}
     if not isinstance(data, dict):
         data = {}
-    data = {**data, "devices": demo_devices(types), "sample_period": 1.0, "publish_period": 1.0}
+    demo_data = demo_options if demo_options is not None else {"devices": demo_devices(types)}
+    data = {**data, **demo_data, "sample_period": 1.0, "publish_period": 1.0}
     source = f"{path} with --demo devices" if path is not None else "built-in demo"
     return parse_config(data, source=source, env=env, types=infos, validate_algorithm=validate_algorithm)
 
@@ -256,7 +288,7 @@ def default_state_dir(config_source: str) -> Path:
 
 
 def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbose: bool,
-            save_interval: float = 30.0, sink_factories: Sequence[SinkFactory] = ()) -> int:
+            save_interval: float = 30.0, sink_factories: Sequence[SinkFactory] = (), demo_proxy: bool = False) -> int:
     try:
         config = load_app_config(config_path, demo=demo)
     except ConfigError as exc:
@@ -291,6 +323,9 @@ def cmd_run(*, config_path: str | None, demo: bool, state_dir: str | None, verbo
         print(problem, file=sys.stderr)
         return EXIT_CONFIG
     try:
+        if demo_proxy:
+            return asyncio.run(_run_behind_demo_proxy(config_path, directory, save_interval=max(0.1, save_interval),
+                                                      sink_factories=sink_factories))
         return asyncio.run(_run(config, directory, save_interval=max(0.1, save_interval), faults=faults,
                                 sink_factories=sink_factories))
     except BluetoothUnavailableError as exc:
@@ -345,8 +380,15 @@ async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.
                faults: FaultPlan | None = None, sink_factories: Sequence[SinkFactory] = ()) -> int:
     from bmslib.app import App  # noqa: PLC0415
 
-    config = await name_unnamed_devices(config, state_dir)
-    app = App(config, state_dir=state_dir, save_interval=save_interval, sink_factories=sink_factories)
+    proxies = None
+    if config.ble_stack == "esphome":
+        from bmslib.ble.esphome import ProxyManager  # noqa: PLC0415  (its libraries only when asked for)
+
+        proxies = ProxyManager(config.bluetooth_proxies)
+        await proxies.start()  # the scan for advertised names below goes through them too
+    config = await name_unnamed_devices(config, state_dir, backend=proxies.backend if proxies is not None else None)
+    app = App(config, state_dir=state_dir, save_interval=save_interval, sink_factories=sink_factories,
+              proxies=proxies)
     freeze_startup_objects()
     loop = asyncio.get_running_loop()
     fault_task = None
@@ -368,6 +410,35 @@ async def _run(config: AppConfig, state_dir: Path, *, save_interval: float = 30.
         if fault_task is not None:
             fault_task.cancel()
             await asyncio.gather(fault_task, return_exceptions=True)
+
+
+async def _run_behind_demo_proxy(config_path: str | None, state_dir: Path, *, save_interval: float,
+                                 sink_factories: Sequence[SinkFactory]) -> int:
+    """``--demo-proxy``: the demo's simulated devices on a radio that only a simulated ESPHome node on a free
+    loopback port bridges; the daemon reads them through it (:mod:`bmslib.demo_proxy`)."""
+    from bmslib.demo_proxy import PROXY_HOST, PROXY_NAME, demo_radio, proxied_options  # noqa: PLC0415
+    from bmslib.sim.esphome.node import EsphomeNode  # noqa: PLC0415
+
+    types = device_types()
+    devices = demo_devices(types)
+    radio = demo_radio(devices, types)
+    try:
+        async with EsphomeNode(radio, host=PROXY_HOST, name=PROXY_NAME) as node:
+            # a slot for each device, so that the demo reads every device every second (an ESP32 has 3)
+            node.knobs.slots = max(node.knobs.slots, len(radio.emulators))
+            options = proxied_options(devices, radio, types, port=node.port)
+            try:
+                config = load_app_config(config_path, demo=True, demo_options=options)
+            except ConfigError as exc:  # the same options passed before the node started: not expected
+                for line in exc.problems:
+                    print(line, file=sys.stderr)
+                return EXIT_CONFIG
+            print(f"demo: the {len(radio.emulators)} simulated devices are read through a simulated ESPHome "
+                  f"Bluetooth proxy ({PROXY_NAME} on {PROXY_HOST}:{node.port}, {node.knobs.slots} connection "
+                  "slots), with ble_stack: esphome", flush=True)
+            return await _run(config, state_dir, save_interval=save_interval, sink_factories=sink_factories)
+    finally:
+        await radio.aclose()
 
 
 def _force_exit() -> None:

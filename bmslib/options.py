@@ -26,7 +26,7 @@ class Option:
     environment variable used when the option is absent or empty. ``ignored`` is set for options of
     the add-on we replace that we accept but do not use: the reason, shown in a warning when the
     value asks for something other than ``default``. ``items`` describes the entries of a list of
-    mappings (``devices``).
+    mappings (``devices``, ``bluetooth_proxies``).
     """
 
     name: str
@@ -54,7 +54,8 @@ DEVICE_OPTIONS: Final = (
            example="battery1"),
     Option("pin", "str", "Victron: pairing PIN (GATT mode); JBD, ANT: the BMS password", secret=True),
     Option("key", "str", "Victron Instant Readout encryption key (32 hex digits)", secret=True),
-    Option("adapter", "str", "Bluetooth adapter to use: hciN or the adapter's MAC address", example="hci1"),
+    Option("adapter", "str", "Bluetooth adapter to use: hciN, the adapter's MAC address, or a proxy's name",
+           example="hci1"),
     Option("debug", "bool", "Debug log for this device", default=False),
     Option("current_calibration", "float", "Factor applied to the current and power (-1 flips the sign)",
            default=1.0, nonzero=True, example=1.02),
@@ -64,6 +65,15 @@ DEVICE_OPTIONS: Final = (
            minimum=0, example=30),
     Option("keep_alive", "bool", "Overrides the global keep_alive for this device"),
     Option("note", "str", "Free text for your own reference; not used"),
+)
+
+PROXY_OPTIONS: Final = (
+    Option("host", "str", "The ESPHome node's host name or IP address", required=True, example="192.168.1.20"),
+    Option("port", "int", "Its native API port", default=6053, minimum=1, maximum=65535, example=6053),
+    Option("noise_psk", "str", "Its API encryption key (base64 of 32 bytes); leave out if it has none",
+           secret=True),
+    Option("name", "str", "Its name in logs, scan and a device's adapter option; default: the host",
+           example="shed-proxy"),
 )
 
 OPTIONS: Final = (
@@ -116,10 +126,10 @@ OPTIONS: Final = (
     Option("influxdb_verify_ssl", "bool", "Verify the InfluxDB server's certificate", default=True),
     Option("telemetry", "bool", "Not used: batmon never uploads anything", default=False,
            ignored="batmon never uploads anything"),
-    Option("ble_stack", "str", "Not used: batmon uses the bleak Bluetooth stack only", default="bleak",
-           ignored="batmon uses the bleak Bluetooth stack only"),
-    Option("bluetooth_proxies", "list", "Not used: ESPHome Bluetooth proxies are not supported", default=(),
-           ignored="ESPHome Bluetooth proxies are not supported; batmon needs a local Bluetooth adapter"),
+    Option("ble_stack", "str", "bleak: the host's Bluetooth adapters; esphome: the bluetooth_proxies only",
+           default="bleak", example="esphome"),
+    Option("bluetooth_proxies", "list", "ESPHome Bluetooth proxies (with ble_stack: esphome), one entry each",
+           default=(), items=PROXY_OPTIONS),
     Option("install_newer_bleak", "bool", "Not used: the bleak version is fixed in the image", default=False,
            ignored="the bleak version is fixed in the image"),
 )
@@ -127,6 +137,9 @@ OPTIONS: Final = (
 #: Default of every top-level option that has one (options kept only for compatibility excluded).
 OPTION_DEFAULTS: Final[Mapping[str, Default]] = MappingProxyType(
     {o.name: o.default for o in OPTIONS if o.default is not None and o.ignored is None})
+#: Default of every option of a bluetooth_proxies entry that has one.
+PROXY_OPTION_DEFAULTS: Final[Mapping[str, Default]] = MappingProxyType(
+    {o.name: o.default for o in PROXY_OPTIONS if o.default is not None})
 #: Default of every per-device option that has one.
 DEVICE_OPTION_DEFAULTS: Final[Mapping[str, Default]] = MappingProxyType(
     {o.name: o.default for o in DEVICE_OPTIONS if o.default is not None and o.ignored is None})

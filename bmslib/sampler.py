@@ -177,7 +177,8 @@ class DeviceSampler:
             await self._run_commands()
             sample = await self._read()
         finally:
-            if not self.policy.keep_alive:
+            # read and release: a device whose connection slot another device waits for lets go of it (proxies)
+            if not self.policy.keep_alive or self.driver.slot_wanted:
                 await self.driver.disconnect()
         return sample
 

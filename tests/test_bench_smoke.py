@@ -66,6 +66,19 @@ def test_fairness_bench_prints_the_rates_and_ratios() -> None:
         assert label in out, out
 
 
+def test_proxy_bench_prints_both_paths_side_by_side(tmp_path: Path) -> None:
+    out_json = tmp_path / "figures.json"
+    out = run_script("bench/proxy.py", "--devices", "2", "--seconds", "1", "--warmup", "0.3", "--period", "0.5",
+                     "--keep-alive", "true", "--json", str(out_json), timeout=300)
+    for label in ("machine:", "command:", "samples/s per device", "CPU per sample", "direct", "proxy"):
+        assert label in out, out
+    results = json.loads(out_json.read_text())["results"]
+    assert [(r["mode"], r["devices"], r["keep_alive"]) for r in results] == [("direct", 2, True), ("proxy", 2, True)]
+    for r in results:
+        assert r["samples"] > 0, r  # both paths read the devices
+        assert r["not_read_at_start"] == 0, r
+
+
 def test_decoder_bench_prints_every_type() -> None:
     out = run_script("bench/decoders.py", "--seconds", "0.1")
     rows = {line.split()[0]: line.split() for line in out.splitlines()[2:] if line and not line.startswith("victron:")}

@@ -85,6 +85,8 @@ def test_defaults_are_those_of_the_original_add_on() -> None:
         "influxdb_port": 8086,
         "influxdb_ssl": False,
         "influxdb_verify_ssl": True,
+        "ble_stack": "bleak",
+        "bluetooth_proxies": (),
     }
     # type: the original required it; batmon detects a left-out type from the advertisement (type auto)
     assert dict(DEVICE_OPTION_DEFAULTS) == {"type": "auto", "debug": False, "current_calibration": 1.0}
@@ -99,7 +101,8 @@ def test_empty_config_gives_the_table_defaults() -> None:
     assert config.source == "test"
     general = {f.name for f in dataclasses.fields(AppConfig)} & set(OPTION_DEFAULTS)
     assert general == {"keep_alive", "concurrent_sampling", "sample_period", "publish_period", "invert_current",
-                       "expire_values_after", "watchdog", "bt_power_cycle", "verbose_log", "devices"}
+                       "expire_values_after", "watchdog", "bt_power_cycle", "verbose_log", "devices", "ble_stack",
+                       "bluetooth_proxies"}
     for name in general - {"devices"}:
         assert getattr(config, name) == OPTION_DEFAULTS[name], name
 
@@ -124,8 +127,7 @@ def test_secret_and_environment_options() -> None:
     assert {o.name: o.env for o in OPTIONS if o.env} == {
         "mqtt_broker": "MQTT_HOST", "mqtt_port": "MQTT_PORT", "mqtt_user": "MQTT_USER",
         "mqtt_password": "MQTT_PASSWORD"}
-    assert {o.name for o in OPTIONS if o.ignored} == {"telemetry", "ble_stack", "bluetooth_proxies",
-                                                     "install_newer_bleak"}
+    assert {o.name for o in OPTIONS if o.ignored} == {"telemetry", "install_newer_bleak"}
     assert next(o for o in OPTIONS if o.name == "devices").items == DEVICE_OPTIONS
 
 
@@ -407,10 +409,6 @@ def test_non_text_keys_are_unknown() -> None:
 
 @pytest.mark.parametrize(("data", "warning"), [
     ({"telemetry": True}, "telemetry: ignored: batmon never uploads anything"),
-    ({"ble_stack": "esphome"}, "ble_stack: ignored: batmon uses the bleak Bluetooth stack only"),
-    ({"bluetooth_proxies": [{"host": "p", "noise_psk": "s3cr3t"}]},
-     "bluetooth_proxies: ignored: ESPHome Bluetooth proxies are not supported; batmon needs a local Bluetooth "
-     "adapter"),
     ({"install_newer_bleak": True}, "install_newer_bleak: ignored: the bleak version is fixed in the image"),
 ])
 def test_options_of_the_original_are_ignored_with_a_reason(data: dict[str, Any], warning: str) -> None:

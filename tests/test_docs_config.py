@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from bmslib.config import DEVICE_OPTIONS, OPTIONS, Option
+from bmslib.options import PROXY_OPTIONS
 from bmslib.sim.knobs import KNOBS, Knob
 
 DOC = Path(__file__).resolve().parent.parent / "doc" / "Configuration.md"
@@ -83,7 +84,8 @@ def render() -> str:
     used = tuple(o for o in OPTIONS if o.ignored is None)
     ignored = tuple(o for o in OPTIONS if o.ignored is not None)
     lines = [BEGIN, "", "### Top level", "", *table(used), "", "### One entry of `devices`", "",
-             *table(DEVICE_OPTIONS), "", "### Accepted for compatibility, not used", "",
+             *table(DEVICE_OPTIONS), "", "### One entry of `bluetooth_proxies`", "", *table(PROXY_OPTIONS), "",
+             "### Accepted for compatibility, not used", "",
              "These options of the add-on batmon replaces are accepted so that copied configurations load; a value "
              "other than the default gets a warning saying why it has no effect. The add-on's configuration page "
              "does not show them.", "", "| option | why it has no effect |", "|---|---|"]
@@ -126,14 +128,14 @@ def test_the_knob_table_is_up_to_date() -> None:
 
 def test_every_option_is_in_the_tables() -> None:
     _, generated, _ = split_doc(DOC.read_text())
-    for opt in (*OPTIONS, *DEVICE_OPTIONS):
+    for opt in (*OPTIONS, *DEVICE_OPTIONS, *PROXY_OPTIONS):
         assert re.search(rf"^\| `{re.escape(opt.name)}` \|", generated, re.M), opt.name
 
 
 def test_every_used_option_is_explained_in_the_prose() -> None:
     before, _, after = split_doc(DOC.read_text())
     prose = before + after
-    for opt in (*OPTIONS, *DEVICE_OPTIONS):
+    for opt in (*OPTIONS, *DEVICE_OPTIONS, *PROXY_OPTIONS):
         if opt.ignored is None:
             assert f"`{opt.name}`" in prose, f"{opt.name} has no explanation outside the tables"
 
@@ -142,7 +144,7 @@ def test_defaults_in_the_prose_match_the_loader() -> None:
     """Where the prose states a default ("`name` (default `X`)"), it is the loader's."""
     before, _, after = split_doc(DOC.read_text())
     defaults: dict[str, set[str]] = {}  # keep_alive is both a top-level and a device option
-    for opt in (*OPTIONS, *DEVICE_OPTIONS):
+    for opt in (*OPTIONS, *DEVICE_OPTIONS, *PROXY_OPTIONS):
         defaults.setdefault(opt.name, set()).add(default_text(opt))
     stated = re.findall(r"`([a-z_]+)` \(default `([^`]*)`\)", before + after)
     assert len(stated) >= 10

@@ -32,3 +32,8 @@ class BleBackend:
         if adapter:
             kwargs["bluez"] = {"adapter": adapter}
         return BleakScanner(**kwargs)
+
+    def slot_wanted(self, address: str) -> bool:
+        """The device at ``address`` holds a connection slot another device waits for (ESPHome proxies share a
+        few): it should let go of it after its read. Never so for BlueZ and the simulator."""
+        return False

@@ -36,12 +36,14 @@ class ScanResult:
     service_uuids: tuple[str, ...] = ()
     manufacturer_data: Mapping[int, bytes] = field(default_factory=dict)
     service_data: Mapping[str, bytes] = field(default_factory=dict)
+    via: str | None = None  # the ESPHome proxy that heard it (None: this machine's adapter)
 
     def describe(self) -> str:
         looks = ", ".join(self.types) if self.types else "-"
         note = f"  ({'; '.join(self.notes)})" if self.notes else ""
         rssi = f"{self.rssi:>4d} dBm" if self.rssi is not None else "   ? dBm"
-        return f"{self.address}  {rssi}  {(self.name or '?'):<24}  {looks}{note}"
+        via = f"{self.via:<16}  " if self.via is not None else ""
+        return f"{self.address}  {rssi}  {(self.name or '?'):<24}  {via}{looks}{note}"
 
 
 def classify(address: str, name: str | None, service_uuids: Sequence[str], manufacturer_data: Mapping[int, bytes],
@@ -70,7 +72,7 @@ async def scan(backend: BleBackend, types: Mapping[str, Matchable], *, timeout: 
 
     Raises BluetoothUnavailableError (no adapter, BlueZ or D-Bus) or BmsConnectError (the scan failed).
     """
-    seen: dict[str, ScanResult] = {}
+    seen: dict[tuple[str, str | None], ScanResult] = {}  # one line per device and proxy that hears it
     if adapter and not backend.simulated:
         adapter = await adapter_name(adapter)
     try:
@@ -81,9 +83,11 @@ async def scan(backend: BleBackend, types: Mapping[str, Matchable], *, timeout: 
                         heard = advertisement_of(dev, adv)
                         kinds, notes = classify(heard.address, heard.name, heard.service_uuids,
                                                 heard.manufacturer_data, types, heard.service_data)
-                        seen[dev.address] = ScanResult(heard.address, heard.name, heard.rssi, kinds, notes,
-                                                       heard.service_uuids, heard.manufacturer_data,
-                                                       heard.service_data)
+                        via = dev.details.get("proxy") if isinstance(dev.details, dict) else None
+                        via = via if isinstance(via, str) else None
+                        seen[dev.address, via] = ScanResult(heard.address, heard.name, heard.rssi, kinds, notes,
+                                                            heard.service_uuids, heard.manufacturer_data,
+                                                            heard.service_data, via)
     except RADIO_ERRORS as exc:
         raise connect_error(exc, adapter or "default adapter") from exc
     return sorted(seen.values(), key=lambda r: -(r.rssi if r.rssi is not None else -999))

@@ -117,6 +117,13 @@ class BleTransport:
         """The link is up. Raises nothing."""
         return self._client is not None and self._client.is_connected
 
+    @property
+    def slot_wanted(self) -> bool:
+        """Connected, and holding a connection slot another device waits for (ESPHome proxies have a few): the
+        link should be let go after the read. Raises nothing."""
+        client = self._client
+        return client is not None and client.is_connected and self.backend.slot_wanted(client.address)
+
     async def resolve(self) -> BLEDevice:
         """Find the device by scanning (:class:`~bmslib.ble.address.AddressMatcher`: MAC or advertised name).
 

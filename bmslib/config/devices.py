@@ -8,7 +8,7 @@ is a configured device, in one group only, not a group), and an algorithm needs 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bmslib.config.formats import (
@@ -24,7 +24,15 @@ from bmslib.config.formats import (
 )
 from bmslib.config.option_reader import Report, Section, show
 from bmslib.config.original_types import original_type
-from bmslib.config.settings import AUTO_TYPE, GROUP_TYPES, DeviceConfig, TypeInfo, mqtt_node_id, topic_prefix
+from bmslib.config.settings import (
+    AUTO_TYPE,
+    GROUP_TYPES,
+    BleStack,
+    DeviceConfig,
+    TypeInfo,
+    mqtt_node_id,
+    topic_prefix,
+)
 from bmslib.options import DEVICE_OPTIONS
 from bmslib.sim.knobs import KnobValues
 
@@ -58,8 +66,11 @@ class _Draft:
 
 class DeviceParser:
     def __init__(self, top: Section, types: Mapping[str, TypeInfo],
-                 validate_algorithm: Callable[[str], str | None], report: Report) -> None:
+                 validate_algorithm: Callable[[str], str | None], report: Report, *, stack: BleStack = "bleak",
+                 proxy_names: Sequence[str] = ()) -> None:
         self._top = top
+        self._stack = stack
+        self._proxies = {name.casefold(): name for name in proxy_names}
         self._types = types
         self._validate_algorithm = validate_algorithm
         self._report = report
@@ -109,7 +120,8 @@ class DeviceParser:
         address, knobs = self._address(sec, address_text, type_name) if address_text is not None else (None, ())
         draft = _Draft(
             index=index, section=sec, address=address or "", type=type_name, alias=None,
-            pin=sec.opt_text("pin"), key=sec.opt_text("key"), adapter=self._adapter(sec),
+            pin=sec.opt_text("pin"), key=sec.opt_text("key"),
+            adapter=self._adapter(sec, simulated=address is not None and address.startswith("sim:")),
             debug=sec.flag("debug"), current_calibration=sec.number("current_calibration"),
             algorithm=sec.opt_text("algorithm"), keep_alive=sec.opt_flag("keep_alive"),
             soc_calibration_days=sec.opt_number("soc_calibration_days"), sim_knobs=knobs,
@@ -176,14 +188,26 @@ class DeviceParser:
             return None
         return text  # a BLE advertised name, resolved at start
 
-    def _adapter(self, sec: Section) -> str | None:
+    def _adapter(self, sec: Section, *, simulated: bool) -> str | None:
+        """hciN or an adapter's MAC (ble_stack bleak), or a proxy's name (ble_stack esphome: the device is reached
+        through that proxy only)."""
         text = sec.opt_text("adapter")
         if text is None:
+            return None
+        proxies = ", ".join(self._proxies.values()) or "none configured"
+        if self._stack == "esphome" and not simulated:
+            if (name := self._proxies.get(text.casefold())) is not None:
+                return name
+            sec.problem("adapter", f"{show(text)} is not one of the bluetooth_proxies ({proxies}); with ble_stack: "
+                                   "esphome a device is reached through the proxies only")
             return None
         if ADAPTER.fullmatch(text):
             return text
         if (mac := normal_mac(text)) is not None:
             return mac
+        if text.casefold() in self._proxies:
+            sec.problem("adapter", f"{show(text)} names a proxy, but ble_stack is bleak (set ble_stack: esphome)")
+            return None
         sec.problem("adapter",
                     f"{show(text)} is not a Bluetooth adapter (hci0, hci1, ... or its MAC address)")
         return None

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from bmslib.config.devices import DeviceParser
 from bmslib.config.formats import PORT, split_host_port, topic_level_problem, url_host
 from bmslib.config.option_reader import Report, Section, show, type_word
+from bmslib.config.proxies import parse_ble_stack, parse_proxies
 from bmslib.config.settings import AppConfig, InfluxConfig, MqttConfig, TypeInfo, accept_any_algorithm
 from bmslib.errors import ConfigError
 from bmslib.options import OPTIONS
@@ -40,7 +41,10 @@ def parse_config(
     report = Report()
     top = Section(data, OPTIONS, "", report)
     top.check_unknown_keys()
-    devices = DeviceParser(top, types, validate_algorithm, report).parse()
+    stack = parse_ble_stack(top)
+    proxies = parse_proxies(top, report, stack)
+    devices = DeviceParser(top, types, validate_algorithm, report, stack=stack,
+                           proxy_names=tuple(p.name for p in proxies)).parse()
     mqtt = _parse_mqtt(top, env)
     config = AppConfig(  # arguments in the table's order, so that problems come in that order too
         devices=devices,
@@ -57,6 +61,8 @@ def parse_config(
         influxdb=_parse_influxdb(top),
         source=source,
         warnings=(),
+        ble_stack=stack,
+        bluetooth_proxies=proxies,
     )
     top.check_ignored()
     if report.problems:

@@ -80,6 +80,22 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """One validated ``bluetooth_proxies`` entry: an ESPHome node with ``bluetooth_proxy`` reached over its
+    native API. ``name`` is the host unless one is configured; ``noise_psk`` (the API encryption key, base64
+    of 32 bytes) is a secret and never in a ``repr``."""
+
+    host: str
+    port: int
+    noise_psk: str | None = field(repr=False)
+    name: str
+
+
+#: The Bluetooth stacks ``ble_stack`` chooses between: the host's adapters through bleak, or ESPHome proxies.
+BleStack = Literal["bleak", "esphome"]
+
+
+@dataclass(frozen=True, slots=True)
 class MqttConfig:
     host: str
     port: int
@@ -119,6 +135,8 @@ class AppConfig:
     verbose_log: bool
     source: str  # the file (or other origin) the options came from
     warnings: tuple[str, ...]
+    ble_stack: BleStack = "bleak"
+    bluetooth_proxies: tuple[ProxyConfig, ...] = ()
 
     def keep_alive_for(self, device: DeviceConfig) -> bool:
         """The device's own keep_alive if it sets one, else the global one."""

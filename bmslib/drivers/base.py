@@ -73,6 +73,12 @@ class Driver(ABC):
     def rssi(self) -> int | None:
         return None
 
+    @property
+    def slot_wanted(self) -> bool:
+        """The device's connection holds a slot another device waits for: the sampler disconnects after the read
+        even with keep_alive (ESPHome proxies share a few slots among the devices; never so on BlueZ)."""
+        return False
+
     def absorb(self, reading: Reading) -> Reading:
         """Keep what a reading says about the device (device info)."""
         info = reading.get("device_info")
@@ -108,6 +114,10 @@ class BleDriver(Driver):
     @property
     def rssi(self) -> int | None:
         return self.transport.rssi
+
+    @property
+    def slot_wanted(self) -> bool:
+        return self.transport.slot_wanted
 
     async def prepare(self) -> None:
         await self.transport.locate()

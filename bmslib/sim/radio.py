@@ -24,7 +24,7 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
 from bmslib.sim.bank import ParallelBank
-from bmslib.sim.emulator import Emulator
+from bmslib.sim.emulator import Emulator, Link
 from bmslib.sim.trace import FrameTrace
 
 _LOG = logging.getLogger(__name__)
@@ -79,6 +79,25 @@ class SimRadio:
     def emulators(self) -> list[Emulator]:
         return list(self._devices.values())
 
+    async def open_link(self, address: str, link: Link) -> Emulator:
+        """Connect ``link`` (a host: the simulated bleak client, a simulated ESPHome proxy) to the device at
+        ``address``, as the air allows: a hidden device is not found, a connect takes the device's
+        ``connect_delay``, a device takes one connection at a time.
+
+        Raises :class:`DeviceNotFound` or :class:`DeviceBusy`; the caller maps them to its own errors.
+        """
+        em = self.get(address)
+        if em is None or em.faults.hidden:
+            raise DeviceNotFound(address)
+        if em.faults.connect_delay:
+            await asyncio.sleep(em.faults.connect_delay)
+            if em.faults.hidden:
+                raise DeviceNotFound(address)
+        if em.link is not None:
+            raise DeviceBusy(address)
+        em.attach(link)
+        return em
+
     def client_backend(self) -> type[BaseBleakClient]:
         return self._client_cls
 
@@ -88,6 +107,24 @@ class SimRadio:
     async def aclose(self) -> None:
         for em in self._devices.values():
             await em.aclose()
+
+
+class LinkRefused(Exception):
+    """A connect on the simulated radio failed (see :meth:`SimRadio.open_link`)."""
+
+
+class DeviceNotFound(LinkRefused):
+    """No device at this address is in range."""
+
+
+class DeviceBusy(LinkRefused):
+    """The device is connected to another host and takes one connection at a time."""
+
+
+def close_link(emulator: Emulator, link: Link) -> None:
+    """The host ``link`` disconnects from ``emulator`` (nothing happens when another host holds it)."""
+    if emulator.link is link:
+        emulator.detach()
 
 
 def sim_address(sim_id: str, salt: int = 0) -> str:
@@ -127,19 +164,17 @@ class SimBleakClient(BaseBleakClient):
         return self._emulator is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
-        em = self.radio.get(self.address)
-        if em is None or em.faults.hidden:
-            raise BleakDeviceNotFoundError(self.address, f"Device with address {self.address} was not found.")
-        if em.faults.connect_delay:
-            await asyncio.sleep(em.faults.connect_delay)
-            if em.faults.hidden:
-                raise BleakDeviceNotFoundError(self.address, f"Device with address {self.address} was not found.")
-        if em.link is not None:
-            raise BleakError(f"{self.address}: device accepts one connection and is connected to another client")
         self._loop = asyncio.get_running_loop()
+        try:
+            em = await self.radio.open_link(self.address, self)
+        except DeviceNotFound:
+            raise BleakDeviceNotFoundError(self.address,
+                                           f"Device with address {self.address} was not found.") from None
+        except DeviceBusy:
+            raise BleakError(f"{self.address}: device accepts one connection and is connected to another "
+                             "client") from None
         self.services = self._build_services(em)
         self._emulator = em
-        em.attach(self)
 
     def _build_services(self, em: Emulator) -> BleakGATTServiceCollection:
         coll = BleakGATTServiceCollection()
@@ -158,8 +193,8 @@ class SimBleakClient(BaseBleakClient):
     async def disconnect(self) -> None:
         em, self._emulator = self._emulator, None
         self._notify.clear()
-        if em is not None and em.link is self:
-            em.detach()
+        if em is not None:
+            close_link(em, self)
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
         em = self._require()
