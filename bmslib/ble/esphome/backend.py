@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aioesphomeapi.core import APIConnectionError
 from bleak.args import SizedBuffer
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient, NotifyCallback
@@ -55,6 +56,16 @@ class ProxyTable(Protocol):
     def connected(self, address: str, link: ProxyLink) -> None: ...
 
     def released(self, address: str, link: ProxyLink) -> None: ...
+
+
+
+
+async def _api[T](op: Awaitable[T]) -> T:
+    """Await an ESPHomeClient call; an API error it lets through becomes bleak's (radio_errors types those)."""
+    try:
+        return await op
+    except APIConnectionError as exc:
+        raise BleakError(f"ESPHome API: {exc}") from exc
 
 
 #: [s] between two reports of everything the proxies hear, while a scanner runs
@@ -189,7 +200,7 @@ class ProxyClient(BaseBleakClient):
             assert link.client_data is not None  # _device_on found its scanner
             inner = ESPHomeClient(device, client_data=link.client_data, disconnected_callback=self._lost,
                                   timeout=self._timeout)
-            await inner.connect(pair, **kwargs)
+            await _api(inner.connect(pair, **kwargs))
         except BaseException:
             self._release()
             raise
@@ -220,7 +231,7 @@ class ProxyClient(BaseBleakClient):
         inner, self._inner = self._inner, None
         try:
             if inner is not None:
-                await inner.disconnect()
+                await _api(inner.disconnect())
         finally:
             self._release()
 
@@ -230,27 +241,27 @@ class ProxyClient(BaseBleakClient):
         return self._inner
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        await self._require().pair(*args, **kwargs)
+        await _api(self._require().pair(*args, **kwargs))
 
     async def unpair(self) -> None:
-        await self._require().unpair()
+        await _api(self._require().unpair())
 
     async def read_gatt_char(self, characteristic: BleakGATTCharacteristic, **kwargs: Any) -> bytearray:
-        return await self._require().read_gatt_char(characteristic, **kwargs)
+        return await _api(self._require().read_gatt_char(characteristic, **kwargs))
 
     async def read_gatt_descriptor(self, descriptor: BleakGATTDescriptor, **kwargs: Any) -> bytearray:
-        return await self._require().read_gatt_descriptor(descriptor, **kwargs)
+        return await _api(self._require().read_gatt_descriptor(descriptor, **kwargs))
 
     async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data: SizedBuffer,
                               response: bool) -> None:
-        await self._require().write_gatt_char(characteristic, data, response)
+        await _api(self._require().write_gatt_char(characteristic, data, response))
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: SizedBuffer) -> None:
-        await self._require().write_gatt_descriptor(descriptor, data)
+        await _api(self._require().write_gatt_descriptor(descriptor, data))
 
     async def start_notify(self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback,
                            **kwargs: Any) -> None:
-        await self._require().start_notify(characteristic, callback, **kwargs)
+        await _api(self._require().start_notify(characteristic, callback, **kwargs))
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
-        await self._require().stop_notify(characteristic)
+        await _api(self._require().stop_notify(characteristic))
