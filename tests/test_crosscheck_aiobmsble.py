@@ -230,7 +230,7 @@ def assert_bridge_agrees(family: Family, native: Sample, bridged: Sample) -> Non
     native Sample, field by field in batmon's own terms (current + = discharging in both)."""
     assert native.voltage is not None and native.current is not None and native.cell_voltages is not None
     assert bridged.voltage == pytest.approx(native.voltage, abs=family.volt_step * 1.01)
-    bridge_sign = -1.0 if family.plugin_current_inverted else 1.0  # see FAMILIES (ANT 2021)
+    bridge_sign = 1.0  # the bridge keeps ANT 2021's sign (sample_map.CURRENT_SIGN_KEPT): it agrees with batmon
     assert bridged.current == pytest.approx(bridge_sign * native.current, abs=family.current_step * 1.01)
     assert bridged.battery_charging is (native.current < 0)
     assert bridged.soc == pytest.approx(native.soc, abs=family.soc_step)

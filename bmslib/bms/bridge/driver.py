@@ -33,6 +33,7 @@ class BridgeDriver(Driver):
         # keep_alive=True: the sampler disconnects between reads when the device's keep_alive is off
         self.runner = PluginRunner(address, backend=backend, plugin=plugin, adapter=config.adapter,
                                    keep_alive=True, secret=config.pin, log=log)
+        self.plugin = plugin
         self.device_info = DeviceInfo(manufacturer=manufacturer or None, model=model or None)
 
     @property
@@ -57,4 +58,4 @@ class BridgeDriver(Driver):
         await self.runner.disconnect()
 
     async def read(self) -> Reading:
-        return sample_map.reading(await self.runner.update())
+        return sample_map.reading(await self.runner.update(), self.plugin)

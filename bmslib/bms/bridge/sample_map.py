@@ -54,6 +54,11 @@ _NUMBERS: tuple[tuple[str, str, float], ...] = (
     ("total_charge", "total_charge_net", 1.0),
 )
 _SWITCHES = (("chrg_mosfet", "charge"), ("dischrg_mosfet", "discharge"))
+#: plugins whose current (and power) aiobmsble reports positive while DISCHARGING, against its own convention,
+#: so batmon keeps their sign: ``ant`` (ANT 2021): real captures of ANT-BLE16ZMUB units (tests/vectors/ant.json:
+#: +1.0 A on the wire while the remaining charge falls; -2.3 A while the status says charging) show the wire is
+#: positive while discharging, and aiobmsble 0.31.0 passes it on unchanged (tests/test_crosscheck_aiobmsble.py)
+CURRENT_SIGN_KEPT = frozenset({"ant"})
 #: a reading needs one of these: a measurement of the battery
 _MEASURED = frozenset({"voltage", "current", "power", "soc", "charge", "cell_voltages", "temperatures",
                        "mos_temperature"})
@@ -113,15 +118,16 @@ def _mode(value: object) -> str:
     raise _bad("battery_mode", value, "a BMSMode")
 
 
-def reading(sample: Mapping[str, Any]) -> Reading:
-    """batmon's reading of aiobmsble's ``sample``. Raises FrameError when it is empty or a value has the
-    wrong type."""
+def reading(sample: Mapping[str, Any], plugin: str = "") -> Reading:
+    """batmon's reading of aiobmsble's ``sample`` (of its plugin ``plugin``: see :data:`CURRENT_SIGN_KEPT`).
+    Raises FrameError when it is empty or a value has the wrong type."""
     if not sample:
         raise FrameError("aiobmsble's sample is empty")
+    keep_sign = plugin in CURRENT_SIGN_KEPT
     r: dict[str, Any] = {}
     for key, ours, sign in _NUMBERS:
         if (v := sample.get(key)) is not None:
-            r[ours] = _number(key, v) * sign
+            r[ours] = _number(key, v) * (abs(sign) if keep_sign else sign)
     if (v := sample.get("cycles")) is not None:
         r["cycles"] = _count("cycles", v)
     if (v := sample.get("cell_voltages")) is not None:
