@@ -82,3 +82,9 @@ async def app_running(app: App, *, stop_timeout: float = 15.0) -> AsyncIterator[
     finally:
         app.request_stop()
         await asyncio.wait_for(task, stop_timeout)
+
+
+def native_types() -> dict[str, DeviceType]:
+    """The registry's types batmon reads with its own drivers (not through aiobmsble): what a family's scan test
+    checks its own matchers against (which of several matching types a device is: tests/test_detection.py)."""
+    return {name: t for name, t in device_types().items() if t.via == "native"}

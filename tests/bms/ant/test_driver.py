@@ -32,7 +32,7 @@ from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults, GattChar, GattService
 from bmslib.sim.radio import SimRadio
 from tests.helpers import chunks_of, fuzz_settings, load_vectors
-from tests.sim_helpers import add_emulator, make_driver
+from tests.sim_helpers import add_emulator, make_driver, native_types
 
 ROOT = Path(__file__).resolve().parents[3]
 NAME_2021, NAME_LEGACY, NAME_EITHER = "ANT-BLE16ZMUB", "ANT-BLE16S", "ANT-BLE24C-001"
@@ -435,7 +435,7 @@ def test_scan_recognises_the_emulator_advertisement(cls: type[AntEmulator], name
     adv = em.advertisement()
     assert adv.name == shown and em.name == shown
     assert adv.manufacturer_data[0x2313] == bytes.fromhex("88a0a4c137000001")
-    kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
+    kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, native_types())
     assert kinds == ("ant",)
 
 

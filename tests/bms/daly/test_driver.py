@@ -33,7 +33,7 @@ from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
 from bmslib.sim.radio import SimRadio
 from tests.helpers import fuzz_settings, load_vectors
-from tests.sim_helpers import add_emulator, make_driver
+from tests.sim_helpers import add_emulator, make_driver, native_types
 
 ROOT = Path(__file__).parents[3]
 VECTORS = load_vectors("daly")
@@ -469,7 +469,7 @@ async def test_newer_firmware_on_service_ff00(radio: SimRadio, caplog: pytest.Lo
 def test_scan_recognises_the_emulator_advertisement(name: str) -> None:
     em = DalyEmulator(address="40:17:10:01:5C:9B", name=name)
     adv = em.advertisement()
-    kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
+    kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, native_types())
     assert kinds == ("daly",)  # the forced types are not suggested by a scan
 
 

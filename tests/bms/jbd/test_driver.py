@@ -7,10 +7,9 @@ import pytest
 from bmslib.ble.scan import classify
 from bmslib.bms.jbd.emulator import JbdEmulator
 from bmslib.model import Sample
-from bmslib.registry import device_types
 from bmslib.sim.emulator import Faults
 from bmslib.sim.radio import SimRadio
-from tests.sim_helpers import add_emulator, make_driver
+from tests.sim_helpers import add_emulator, make_driver, native_types
 
 
 async def test_read_reports_the_emulated_battery(radio: SimRadio) -> None:
@@ -58,5 +57,5 @@ async def test_reads_survive_junk_and_slow_chunks(radio: SimRadio) -> None:
 def test_scan_recognises_the_emulator_advertisement() -> None:
     em = JbdEmulator(address="A4:C1:37:00:00:01", name="JBD-SP04S034")
     adv = em.advertisement()
-    kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
+    kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, native_types())
     assert "jbd" in kinds

@@ -26,7 +26,7 @@ from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
 from bmslib.sim.radio import SimRadio
 from tests.helpers import case_id, chunks_of, load_vectors
-from tests.sim_helpers import add_emulator, make_driver
+from tests.sim_helpers import add_emulator, make_driver, native_types
 
 ROOT = Path(__file__).resolve().parents[3]
 REQUEST_TIMEOUT = 1.0  # [s] the drivers' request timeout in these tests
@@ -399,7 +399,7 @@ async def test_passcodes_are_never_logged(radio: SimRadio, caplog: pytest.LogCap
 def test_scan_recognises_the_emulator_advertisement() -> None:
     em = JkEmulator(address="C8:47:8C:00:00:01", name="JK_B2A8S20P")
     adv = em.advertisement()
-    kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
+    kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, native_types())
     assert "jk" in kinds
 
 

@@ -26,7 +26,7 @@ from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator, Faults
 from bmslib.sim.radio import SimRadio
 from tests.helpers import fuzz_settings, load_vectors
-from tests.sim_helpers import add_emulator, make_driver
+from tests.sim_helpers import add_emulator, make_driver, native_types
 
 ROOT = Path(__file__).parents[3]
 VECTORS = load_vectors("sok")
@@ -232,7 +232,7 @@ def test_scan_recognises_the_emulator_advertisement() -> None:
     for name in ("SIM-1", "SOK-24V1127", "ABC-0001"):
         em = SokEmulator(address="5E:00:00:00:00:02", name=name)
         adv = em.advertisement()
-        kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
+        kinds, _ = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, native_types())
         assert kinds == ("sok",)
         assert sok.SERVICE_UUID not in adv.service_uuids  # data service is not advertised
 

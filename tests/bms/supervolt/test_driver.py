@@ -26,7 +26,7 @@ from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Emulator, Faults
 from bmslib.sim.radio import SimRadio
 from tests.helpers import fuzz_settings, load_vectors
-from tests.sim_helpers import add_emulator, make_driver
+from tests.sim_helpers import add_emulator, make_driver, native_types
 
 ROOT = Path(__file__).parents[3]
 VECTORS = load_vectors("supervolt")
@@ -189,7 +189,7 @@ async def test_jbd_speaking_pack_is_refused_with_one_error_naming_type_jbd(
         radio: SimRadio, caplog: pytest.LogCaptureFixture, name: str, note: str) -> None:
     em = add_emulator(radio, JbdEmulator, name=name)
     adv = em.advertisement()
-    kinds, notes = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
+    kinds, notes = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, native_types())
     assert kinds == ("jbd",) and any(note in n and "use type jbd" in n for n in notes)
     drv = make_driver("supervolt", radio, em)
     with caplog.at_level(logging.ERROR):
@@ -235,7 +235,7 @@ async def test_device_without_a_supervolt_service_is_refused(radio: SimRadio) ->
 def test_scan_recognises_the_emulator_advertisement(name: str, layout: str) -> None:
     em = SupervoltEmulator(address="5E:00:00:00:00:01", name=name, layout=layout)
     adv = em.advertisement()
-    kinds, notes = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
+    kinds, notes = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, native_types())
     assert kinds == ("supervolt",) and notes == ()
     assert em.name == name or em.name.startswith("libatt")
 

@@ -37,7 +37,7 @@ from bmslib.sim.battery import BatteryModel
 from bmslib.sim.emulator import Faults
 from bmslib.sim.radio import SimRadio
 from tests.helpers import load_vectors
-from tests.sim_helpers import add_emulator, backend_of, device_config
+from tests.sim_helpers import add_emulator, backend_of, device_config, native_types
 from tests.sim_helpers import make_driver as make_test_driver
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -399,7 +399,7 @@ def test_scan_recognises_the_emulator_advertisement() -> None:
     em = VictronEmulator(address="C0:FF:EE:00:00:01", name="SmartShunt HQ2230ABCDE")
     adv = em.advertisement()
     assert adv.manufacturer_data[victron.COMPANY_ID][0] == victron_adv.RECORD_PRODUCT_ADVERTISEMENT
-    kinds, notes = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, device_types())
+    kinds, notes = classify(em.address, adv.name, list(adv.service_uuids), adv.manufacturer_data, native_types())
     assert kinds == ("victron",)
     assert any("Instant Readout needs the advertisement key" in n for n in notes)
 
