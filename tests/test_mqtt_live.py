@@ -170,6 +170,10 @@ async def test_the_originals_entities_with_its_topics_and_unique_ids(broker: Bro
         await wait_for(lambda: payloads(watcher, "jbd_1/bms/runtime"), what="the runtime estimate")
         await wait_for(lambda: payloads(watcher, "jbd_1/battery_charging"), what="the charging state")
         await wait_for(lambda: payloads(watcher, "jbd_1/problem_code"), what="the problem code")
+        wanted = {"jbd_1__problem_code", "jbd_1__battery_charging", "jbd_1__bms_runtime"}
+        # a loaded machine may deliver a state before the discovery that announces it
+        await wait_for(lambda: wanted <= {c.get("unique_id") for c in discovery_of(watcher, "jbd_1").values()},
+                       what="the discovery of those entities")
         found = discovery_of(watcher, "jbd_1")
         latest = watcher.latest()
     unique_ids = {cfg_["unique_id"]: cfg_ for cfg_ in found.values()}
