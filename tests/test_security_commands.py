@@ -160,7 +160,9 @@ async def test_a_command_flood_neither_starves_sampling_nor_hammers_the_bms(
     # commands passed on: at most the limit in any window; the BMS got exactly those (nothing of the invalid,
     # retained or misdirected ones), each soon after it was passed on, and the other devices got nothing
     assert accepted, "no command was accepted at all"
-    assert most_in_a_window(accepted, COMMAND_WINDOW) <= COMMANDS_PER_WINDOW, accepted
+    # (the sink's limiter stamps a command when the client thread receives it; this spy, when the loop hands it
+    # on: on a loaded machine the two differ by up to a second, so the window here is one second shorter)
+    assert most_in_a_window(accepted, COMMAND_WINDOW - 1.0) <= COMMANDS_PER_WINDOW, accepted
     assert len(writes1) == len(accepted) <= COMMANDS_PER_WINDOW * (int(FLOOD // COMMAND_WINDOW) + 1)
     assert all(0 <= w - a < 3.0 for a, w in zip(accepted, writes1, strict=True)), (accepted, writes1)
     assert writes2 == []
