@@ -199,6 +199,13 @@ class PluginRunner:
     def rssi(self) -> int | None:
         return self.found.advertisement.rssi if self.found is not None else None
 
+    @property
+    def slot_wanted(self) -> bool:
+        """Connected, and holding a connection slot another device waits for (ESPHome proxies): the plugin's
+        link should be let go after the read, as :attr:`BleTransport.slot_wanted`. Raises nothing."""
+        return (self.found is not None and self.is_connected
+                and self.backend.slot_wanted(self.found.device.address))
+
     def _route(self) -> Route:
         return Route(backend=self.backend.client, adapter=self.adapter)
 

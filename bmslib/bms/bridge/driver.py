@@ -48,6 +48,10 @@ class BridgeDriver(Driver):
     def rssi(self) -> int | None:
         return self.runner.rssi
 
+    @property
+    def slot_wanted(self) -> bool:
+        return self.runner.slot_wanted
+
     async def prepare(self) -> None:
         await self.runner.locate()
 
