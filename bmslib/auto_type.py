@@ -68,6 +68,10 @@ class AutoDriver(Driver):
         return self.inner.rssi if self.inner is not None else None
 
     @property
+    def slot_wanted(self) -> bool:
+        return self.inner is not None and self.inner.slot_wanted
+
+    @property
     def device_info(self) -> DeviceInfo:
         return self.inner.device_info if self.inner is not None else self._info
 
