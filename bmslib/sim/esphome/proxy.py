@@ -372,12 +372,20 @@ class BluetoothProxy:
             return
         session.send(pb.BluetoothGATTReadResponse(address=msg.address, handle=msg.handle, data=bytes(data)))
 
-    def _read_descriptor(self, session: ApiSession, msg: Any) -> None:
+    def _descriptor(self, session: ApiSession, msg: Any) -> BleConnection | None:
+        """The connection whose client characteristic configuration descriptor ``msg`` names (the only
+        descriptors the node serves); None after answering with the error."""
         conn = self._connected(session, msg.address, msg.handle)
         if conn is None or conn.table is None:
-            return
+            return None
         if msg.handle not in conn.table.by_cccd:
             self._error(session, msg, GATT_INVALID_HANDLE)
+            return None
+        return conn
+
+    def _read_descriptor(self, session: ApiSession, msg: Any) -> None:
+        conn = self._descriptor(session, msg)
+        if conn is None:
             return
         session.send(pb.BluetoothGATTReadResponse(address=msg.address, handle=msg.handle,
                                                   data=conn.cccd.get(msg.handle, b"\x00\x00")))
@@ -396,11 +404,8 @@ class BluetoothProxy:
         conn.emulator.receive_write(char.source_uuid, bytes(msg.data))
 
     def _write_descriptor(self, session: ApiSession, msg: Any) -> None:
-        conn = self._connected(session, msg.address, msg.handle)
-        if conn is None or conn.table is None:
-            return
-        if msg.handle not in conn.table.by_cccd:
-            self._error(session, msg, GATT_INVALID_HANDLE)
+        conn = self._descriptor(session, msg)
+        if conn is None:
             return
         conn.cccd[msg.handle] = bytes(msg.data)
         session.send(pb.BluetoothGATTWriteResponse(address=msg.address, handle=msg.handle))
